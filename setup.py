@@ -1,0 +1,35 @@
+"""ament_python package: installs the nodes as console entry points and launch/config/models under share/."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "trt_infer_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    package_data={PACKAGE: ["cuda/kernels/*.cu"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/models", glob("models/*.onnx") + glob("models/*.md") + glob("models/LICENSE*")),
+        (f"share/{PACKAGE}/data/images", glob("data/images/*")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="trt_infer_ros maintainers",
+    maintainer_email="maintainers@trt-infer-ros.org",
+    description="Camera-topic object detection with TensorRT, CUDA graphs and DLA on ROS 2.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            f"detector_node = {PACKAGE}.ros.detector_node:main",
+            f"image_source_node = {PACKAGE}.ros.image_source_node:main",
+            f"engine_builder_node = {PACKAGE}.ros.engine_builder_node:main",
+        ],
+    },
+)
