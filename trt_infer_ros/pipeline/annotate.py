@@ -1,0 +1,49 @@
+"""Draws detections on a copy of a frame for the overlay topic and the demo."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from trt_infer_ros.models.spec import Detections
+
+
+def _color(class_id: int) -> tuple[int, int, int]:
+    # A fixed, well-spread colour per class so the same class keeps its colour across frames.
+    hue = (class_id * 47) % 180
+    bgr = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+
+
+def to_bgr(image: np.ndarray, encoding: str) -> np.ndarray:
+    """A contiguous BGR copy of an image in any supported encoding."""
+    conversions = {"rgb8": cv2.COLOR_RGB2BGR, "bgra8": cv2.COLOR_BGRA2BGR,
+                   "rgba8": cv2.COLOR_RGBA2BGR, "mono8": cv2.COLOR_GRAY2BGR}
+    if encoding in conversions:
+        return cv2.cvtColor(np.ascontiguousarray(image), conversions[encoding])
+    return np.ascontiguousarray(image).copy()
+
+
+def draw_detections(image_bgr: np.ndarray, detections: Detections,
+                    class_names: Sequence[str]) -> np.ndarray:
+    """Boxes and 'label score' tags drawn in place on a BGR image, which is returned."""
+    thickness = max(1, round(min(image_bgr.shape[:2]) / 300))
+    for box, score, class_id in zip(detections.boxes, detections.scores, detections.class_ids):
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        color = _color(int(class_id))
+        cv2.rectangle(image_bgr, (x1, y1), (x2, y2), color, thickness)
+        text = f"{label_for(int(class_id), class_names)} {score:.2f}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        top = max(0, y1 - th - base - 2)
+        cv2.rectangle(image_bgr, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
+        cv2.putText(image_bgr, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    return image_bgr
+
+
+def label_for(class_id: int, class_names: Sequence[str]) -> str:
+    """The class name, or the id as text when the model has no name for it."""
+    if 0 <= class_id < len(class_names):
+        return class_names[class_id]
+    return str(class_id)

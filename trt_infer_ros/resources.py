@@ -1,0 +1,28 @@
+"""Where the installed package keeps its data (models, photos, config)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE = "trt_infer_ros"
+DEFAULT_MODEL_FILE = "centernet_mobilenetv3_coco.onnx"
+
+
+def share_dir() -> Path:
+    """share/trt_infer_ros of an installed package, else the source checkout's root."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+        try:
+            return Path(get_package_share_directory(PACKAGE))
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    return Path(__file__).resolve().parent.parent
+
+
+def default_model_path() -> Path:
+    return share_dir() / "models" / DEFAULT_MODEL_FILE
+
+
+def sample_images_dir() -> Path:
+    return share_dir() / "data" / "images"

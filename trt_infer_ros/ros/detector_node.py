@@ -1,0 +1,155 @@
+"""detector_node: sensor_msgs/Image in, vision_msgs/Detection2DArray (+ annotated overlay) out.
+
+Topics (remap as usual):
+  image              (sub, sensor_msgs/Image)              camera frames
+  ~/detections       (pub, vision_msgs/Detection2DArray)   reliable, depth 10: every result counts
+  ~/image            (pub, sensor_msgs/Image)              overlay, drawn only while subscribed
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray
+
+from trt_infer_ros.pipeline.annotate import draw_detections, to_bgr
+from trt_infer_ros.ros.class_filter import ClassFilterError, parse_class_filter
+from trt_infer_ros.ros.detection_messages import to_detection_array
+from trt_infer_ros.ros.detector_parameters import declare_detector_parameters, load_pipeline
+from trt_infer_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array
+from trt_infer_ros.ros.latest_frame import LatestFrame
+from trt_infer_ros.ros.qos import image_qos
+
+STATS_PERIOD_S = 10.0
+
+
+class DetectorNode(Node):
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("detector_node", **node_kwargs)
+        params = declare_detector_parameters(self)
+        self._enabled = params["enable"]
+        self._pipeline = load_pipeline(params)
+        self._class_names = list(self._pipeline.adapter.class_names)
+        self._pipeline.settings.class_filter = parse_class_filter(
+            params["class_filter"], self._class_names)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._detections_pub = self.create_publisher(Detection2DArray, "~/detections", 10)
+        self._overlay_pub = self.create_publisher(Image, "~/image", image_qos("reliable", 1))
+        qos = image_qos(params["qos_reliability"], params["qos_depth"])
+        self._frames = LatestFrame()
+        self._image_sub = self.create_subscription(Image, "image", self._frames.put, qos)
+
+        self._stats = {"frames": 0, "bad": 0, "latency_s": 0.0}
+        self._stats_timer = self.create_timer(STATS_PERIOD_S, self._log_stats)
+        self._worker = threading.Thread(target=self._work, name="detector_inference", daemon=True)
+        self._worker.start()
+
+        runner = self._pipeline.runner
+        spec = self._pipeline.adapter.input_spec
+        self.get_logger().info(
+            f"ready: model {params['model_path']} ({self._pipeline.adapter.model_type}, "
+            f"{spec.width}x{spec.height} {spec.layout}), backend {runner.name} on {runner.device}; "
+            f"listening on {self._image_sub.topic_name} ({params['qos_reliability']}, "
+            f"depth {params['qos_depth']})")
+
+    # -- parameters ---------------------------------------------------------------------------
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        """Validate the whole batch first, then apply it: a rejected batch changes nothing."""
+        updates = {}
+        for p in parameters:
+            if p.name == "class_filter":
+                try:
+                    updates["class_filter"] = parse_class_filter(p.value, self._class_names)
+                except ClassFilterError as err:
+                    return SetParametersResult(successful=False, reason=str(err))
+            elif p.name in ("score_threshold", "nms_iou_threshold", "max_detections", "enable"):
+                updates[p.name] = p.value
+        settings = self._pipeline.settings
+        for name, value in updates.items():
+            if name == "enable":
+                self._enabled = bool(value)
+            else:
+                setattr(settings, name, value)
+        if updates:
+            self.get_logger().info("updated " + ", ".join(
+                f"{k}={parameters_value(v)}" for k, v in updates.items()))
+        return SetParametersResult(successful=True)
+
+    # -- per frame ----------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            msg = self._frames.take()
+            if msg is None:
+                return
+            if self._enabled:
+                self._process(msg)
+
+    def _process(self, msg: Image) -> None:
+        start = time.perf_counter()
+        try:
+            image = image_to_array(msg)
+            encoding = msg.encoding.lower()
+            detections = self._pipeline(image, encoding)
+        except ImageConversionError as err:
+            self._stats["bad"] += 1
+            self.get_logger().warning(f"dropped a frame: {err}", throttle_duration_sec=5.0)
+            return
+        except Exception as err:  # one bad frame must never stop the node
+            self._stats["bad"] += 1
+            self.get_logger().error(f"inference failed on a frame: {err!r}",
+                                    throttle_duration_sec=5.0)
+            return
+        self._detections_pub.publish(to_detection_array(detections, msg.header, self._class_names))
+        self._stats["frames"] += 1
+        self._stats["latency_s"] += time.perf_counter() - start
+        if self._overlay_pub.get_subscription_count() > 0:
+            overlay = draw_detections(to_bgr(image, encoding), detections, self._class_names)
+            self._overlay_pub.publish(array_to_image(overlay, "bgr8", msg.header))
+
+    def _log_stats(self) -> None:
+        frames = self._stats["frames"]
+        if frames == 0 and self._stats["bad"] == 0:
+            return
+        mean_ms = 1000.0 * self._stats["latency_s"] / max(frames, 1)
+        self.get_logger().info(
+            f"{frames / STATS_PERIOD_S:.1f} frames/s, {mean_ms:.1f} ms per frame, "
+            f"{self._frames.replaced} skipped for newer frames, {self._stats['bad']} rejected")
+        self._stats.update(frames=0, bad=0, latency_s=0.0)
+        self._frames.replaced = 0
+
+    def destroy_node(self) -> None:
+        self._frames.close()
+        self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def parameters_value(value):
+    return sorted(value) if isinstance(value, frozenset) else value
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = DetectorNode()
+    except Exception as err:
+        rclpy.logging.get_logger("detector_node").fatal(f"cannot start: {err}")
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""sensor_msgs/Image <-> numpy without copying where the layout allows.
+
+The arrays returned here are views on the message buffer: the same result cv_bridge's
+imgmsg_to_cv2(msg, "passthrough") gives for these encodings, without its OpenCV coupling.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# encoding -> channels; all are 8 bits per channel, so endianness never matters.
+CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
+
+
+class ImageConversionError(ValueError):
+    """A message that cannot be read as an image; the message says what is wrong."""
+
+
+def image_to_array(msg) -> np.ndarray:
+    """A read-only HxWxC (HxW for mono8) uint8 view on `msg.data`, honouring `msg.step`."""
+    encoding = msg.encoding.lower()
+    if encoding not in CHANNELS:
+        raise ImageConversionError(
+            f"unsupported encoding {msg.encoding!r}; supported: {', '.join(CHANNELS)}")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f"image has zero size ({width}x{height})")
+    channels = CHANNELS[encoding]
+    if step < width * channels:
+        raise ImageConversionError(
+            f"step {step} is shorter than width x channels = {width * channels}")
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    # The last row only needs width*channels bytes, but ROS requires step*height.
+    if buffer.size < step * height:
+        raise ImageConversionError(
+            f"data holds {buffer.size} bytes, step x height needs {step * height}")
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    strides = (step, channels, 1) if channels > 1 else (step, 1)
+    view = np.ndarray(shape=shape, dtype=np.uint8, buffer=buffer, strides=strides)
+    view.flags.writeable = False
+    return view
+
+
+def array_to_image(array: np.ndarray, encoding: str, header=None):
+    """A sensor_msgs/Image holding a copy of `array` (HxWxC or HxW uint8) with tight rows."""
+    from sensor_msgs.msg import Image
+
+    encoding = encoding.lower()
+    if encoding not in CHANNELS:
+        raise ImageConversionError(f"unsupported encoding {encoding!r}")
+    if array.dtype != np.uint8:
+        raise ImageConversionError(f"expected uint8 pixels, got {array.dtype}")
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    if channels != CHANNELS[encoding]:
+        raise ImageConversionError(
+            f"{encoding} needs {CHANNELS[encoding]} channels, array has {channels}")
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = msg.width * channels
+    msg.data = np.ascontiguousarray(array).tobytes()
+    return msg

@@ -1,0 +1,91 @@
+"""image_source_node: replays a directory of images or a video file as a camera topic.
+
+Topic: image (pub, sensor_msgs/Image); remap it to the camera topic you want to imitate.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from trt_infer_ros.resources import sample_images_dir
+from trt_infer_ros.ros.frame_reader import check_source, convert_bgr, iterate_frames
+from trt_infer_ros.ros.image_conversion import array_to_image
+from trt_infer_ros.ros.parameters import declare
+from trt_infer_ros.ros.qos import RELIABILITY_CHOICES, image_qos
+
+ENCODINGS = ("bgr8", "rgb8", "mono8")
+
+
+class ImageSourceNode(Node):
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("image_source_node", **node_kwargs)
+        source = declare(self, "source", "", "directory of images or a video file; "
+                         "empty = the bundled sample photos", read_only=True)
+        rate = declare(self, "rate", 10.0, "frames per second", read_only=True,
+                       float_range=(0.01, 1000.0))
+        self._loop = declare(self, "loop", True, "start again after the last frame",
+                             read_only=True)
+        self._frame_id = declare(self, "frame_id", "camera", "header.frame_id of every frame",
+                                 read_only=True)
+        self._encoding = declare(self, "encoding", "bgr8", "published encoding",
+                                 read_only=True, choices=ENCODINGS)
+        reliability = declare(self, "qos_reliability", "reliable",
+                              "publisher reliability (reliable also feeds best_effort readers)",
+                              read_only=True, choices=RELIABILITY_CHOICES)
+        if self._encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, "
+                             f"got {self._encoding!r}")
+        self._source = Path(source) if source else sample_images_dir()
+        check_source(self._source)
+
+        self._publisher = self.create_publisher(Image, "image", image_qos(reliability, 1))
+        self._frames = iterate_frames(self._source)
+        self.published = 0
+        self.finished = False
+        self._timer = self.create_timer(1.0 / rate, self._publish_next)
+        self.get_logger().info(
+            f"publishing {self._source} on {self._publisher.topic_name} at {rate:g} Hz "
+            f"({self._encoding}, frame_id {self._frame_id!r}, "
+            f"{'looping' if self._loop else 'once'})")
+
+    def _publish_next(self) -> None:
+        frame = next(self._frames, None)
+        if frame is None and self._loop and self.published > 0:
+            self._frames = iterate_frames(self._source)
+            frame = next(self._frames, None)
+        if frame is None:
+            self._timer.cancel()
+            self.finished = True
+            self.get_logger().info(f"source exhausted after {self.published} frames")
+            return
+        msg = array_to_image(convert_bgr(frame, self._encoding), self._encoding)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self._frame_id
+        self._publisher.publish(msg)
+        self.published += 1
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = ImageSourceNode()
+    except Exception as err:
+        rclpy.logging.get_logger("image_source_node").fatal(f"cannot start: {err}")
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
