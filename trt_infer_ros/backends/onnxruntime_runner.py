@@ -1,0 +1,64 @@
+"""Runner on onnxruntime: CPUExecutionProvider, or CUDAExecutionProvider for device "CUDA"."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from trt_infer_ros.backends.runner import BackendUnavailable
+
+_PROVIDERS = {"CPU": "CPUExecutionProvider", "CUDA": "CUDAExecutionProvider"}
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+           "tensor(uint8)": np.uint8, "tensor(int32)": np.int32}
+
+
+def onnxruntime_providers() -> list[str]:
+    """Execution providers onnxruntime can use here; empty when it is not installed."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return []
+    return list(onnxruntime.get_available_providers())
+
+
+class OnnxRuntimeRunner:
+    name = "onnxruntime"
+
+    def __init__(self, model_path: str, device: Optional[str] = None,
+                 intra_op_threads: Optional[int] = None):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendUnavailable(f"onnxruntime is not installed: {exc}") from exc
+        self.device = (device or "CPU").upper()
+        if self.device not in _PROVIDERS:
+            raise BackendUnavailable(f"onnxruntime runs on CPU or CUDA, not {device!r}")
+        provider = _PROVIDERS[self.device]
+        if provider not in ort.get_available_providers():
+            raise BackendUnavailable(f"onnxruntime has no {provider} here "
+                                     f"(available: {ort.get_available_providers()})")
+        options = ort.SessionOptions()
+        if intra_op_threads:
+            options.intra_op_num_threads = intra_op_threads
+        # CPU stays last so an op the GPU provider lacks still runs.
+        providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
+        self._session = ort.InferenceSession(str(model_path), options, providers=providers)
+        if provider not in self._session.get_providers():
+            # onnxruntime falls back to CPU quietly when the CUDA libraries fail to load.
+            raise BackendUnavailable(f"onnxruntime could not start {provider} (missing CUDA/cuDNN "
+                                     f"libraries?); it would run on {self._session.get_providers()}")
+        inp = self._session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in inp.shape)
+        self.input_dtype = np.dtype(_DTYPES.get(inp.type, np.float32))
+        self.output_names = [o.name for o in self._session.get_outputs()]
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        tensor = np.ascontiguousarray(tensor, dtype=self.input_dtype)
+        return self._session.run(self.output_names, {self.input_name: tensor})
+
+    def close(self) -> None:
+        self._session = None
+
+    def __repr__(self) -> str:
+        return f"OnnxRuntimeRunner({self.device}, input {self.input_name}{list(self.input_shape)})"

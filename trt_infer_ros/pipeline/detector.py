@@ -1,0 +1,103 @@
+"""The per-frame detection path: preprocess -> runner -> decode -> class filter -> NMS."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from trt_infer_ros.backends.factory import create_runner
+from trt_infer_ros.backends.runner import Runner
+from trt_infer_ros.models.adapter import ModelAdapter
+from trt_infer_ros.models.nms import nms
+from trt_infer_ros.models.registry import create_adapter
+from trt_infer_ros.models.spec import Detections
+from trt_infer_ros.pipeline.preprocess import preprocess
+from trt_infer_ros.pipeline.settings import DetectionSettings
+from trt_infer_ros.pipeline.timing import FrameTimings, StageClock
+
+
+class DetectionPipeline:
+    """Turns one image into detections in source pixels.
+
+    `settings` is read on every call, so changing it (e.g. from a ROS parameter callback)
+    applies from the next frame. `timings` holds the stage times of the last frame.
+    """
+
+    def __init__(self, adapter: ModelAdapter, runner: Runner,
+                 settings: Optional[DetectionSettings] = None) -> None:
+        self.adapter = adapter
+        self.runner = runner
+        self.settings = settings if settings is not None else DetectionSettings()
+        self.timings = FrameTimings()
+        spec, shape = adapter.input_spec, tuple(runner.input_shape)
+        if len(shape) == 4 and all(d > 0 for d in shape) and shape != spec.shape:
+            raise ValueError(f"the model input is {list(shape)} but the {adapter.model_type} "
+                             f"preprocessing produces {list(spec.shape)}")
+
+    def __call__(self, image: np.ndarray, encoding: str) -> Detections:
+        s = self.settings
+        clock = StageClock()
+        tensor, transform = preprocess(image, encoding, self.adapter.input_spec)
+        clock.lap("preprocess")
+        outputs = self.runner.run(tensor)
+        clock.lap("inference")
+        dets = self.adapter.decode(outputs, s.score_threshold)
+        if s.class_filter is not None:
+            dets = dets.select(np.isin(dets.class_ids, np.fromiter(s.class_filter, np.int64)))
+        clock.lap("decode")
+        if self.adapter.nms_inside:
+            keep = np.argsort(-dets.scores, kind="stable")[:max(s.max_detections, 0)]
+        else:
+            keep = nms(dets.boxes, dets.scores, dets.class_ids, s.nms_iou_threshold,
+                       s.max_detections)
+        dets = dets.select(keep)
+        clock.lap("nms")
+        result = Detections(transform.to_source(dets.boxes), dets.scores, dets.class_ids)
+        clock.lap("postprocess")
+        self.timings = clock.finish()
+        return result
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def build_pipeline(model_path: str, model_type: str = "auto", backend: str = "auto",
+                   settings: Optional[DetectionSettings] = None,
+                   device: Optional[str] = None, **adapter_kwargs) -> DetectionPipeline:
+    """Wire adapter (registry) and runner (factory) for one model file.
+
+    For ONNX files the adapter reads the graph; for anything else (a TensorRT engine)
+    `model_type` must be named and the input size, layout and dtype come from the runner.
+    `adapter_kwargs` go to `create_adapter` (input_size, class_names, input_spec_overrides).
+    """
+    runner = create_runner(backend, model_path, device=device)
+    try:
+        if Path(model_path).suffix.lower() == ".onnx":
+            adapter = create_adapter(model_type, model_path, **adapter_kwargs)
+        elif model_type.strip().lower() == "auto":
+            raise ValueError(f"{model_path}: model_type 'auto' reads ONNX graphs only; set the "
+                             f"`model_type` parameter to yolov8, yolov5, yolox, centernet or end2end")
+        else:
+            adapter = create_adapter(model_type, None, **_spec_from_runner(runner, adapter_kwargs))
+        if hasattr(adapter, "set_output_names"):
+            adapter.set_output_names(runner.output_names)   # outputs come in the runner's order
+        return DetectionPipeline(adapter, runner, settings)
+    except Exception:
+        runner.close()
+        raise
+
+
+def _spec_from_runner(runner: Runner, adapter_kwargs: dict) -> dict:
+    kwargs = dict(adapter_kwargs)
+    shape = tuple(runner.input_shape)
+    overrides = dict(kwargs.pop("input_spec_overrides", None) or {})
+    if len(shape) == 4:
+        nhwc = shape[3] == 3 and shape[1] != 3
+        h, w = (shape[1], shape[2]) if nhwc else (shape[2], shape[3])
+        if h > 0 and w > 0:
+            kwargs.setdefault("input_size", (w, h))
+        overrides.setdefault("layout", "NHWC" if nhwc else "NCHW")
+    overrides.setdefault("dtype", "float16" if np.dtype(runner.input_dtype) == np.float16 else "float32")
+    kwargs["input_spec_overrides"] = overrides
+    return kwargs

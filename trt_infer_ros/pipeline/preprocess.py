@@ -1,0 +1,87 @@
+"""Image -> network input tensor: colour order, resize (letterbox or stretch), scale, layout."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from trt_infer_ros.models.spec import ImageTransform, InputSpec
+
+ENCODINGS = ("bgr8", "rgb8", "mono8", "bgra8", "rgba8")
+CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
+
+# (encoding, network colour) -> cv2 conversion code; None means the order already matches.
+_CONVERSIONS = {
+    ("bgr8", "BGR"): None, ("bgr8", "RGB"): cv2.COLOR_BGR2RGB,
+    ("rgb8", "RGB"): None, ("rgb8", "BGR"): cv2.COLOR_RGB2BGR,
+    ("bgra8", "BGR"): cv2.COLOR_BGRA2BGR, ("bgra8", "RGB"): cv2.COLOR_BGRA2RGB,
+    ("rgba8", "RGB"): cv2.COLOR_RGBA2RGB, ("rgba8", "BGR"): cv2.COLOR_RGBA2BGR,
+    ("mono8", "RGB"): cv2.COLOR_GRAY2RGB, ("mono8", "BGR"): cv2.COLOR_GRAY2BGR,
+}
+
+
+def compute_transform(width: int, height: int, spec: InputSpec) -> tuple[ImageTransform, int, int]:
+    """Source -> input mapping and the resized size (before padding) for a WxH source."""
+    if spec.resize == "stretch":
+        return ImageTransform(spec.width / width, spec.height / height, 0.0, 0.0, width, height), \
+            spec.width, spec.height
+    ratio = min(spec.width / width, spec.height / height)
+    new_w = max(1, min(spec.width, int(round(width * ratio))))
+    new_h = max(1, min(spec.height, int(round(height * ratio))))
+    left, top = (spec.width - new_w) // 2, (spec.height - new_h) // 2
+    # The per-axis ratio of the rounded size is what the resize really applied.
+    return ImageTransform(new_w / width, new_h / height, float(left), float(top), width, height), \
+        new_w, new_h
+
+
+def _as_hwc(image: np.ndarray, encoding: str) -> np.ndarray:
+    if encoding not in CHANNELS:
+        raise ValueError(f"unsupported encoding {encoding!r}; supported: {', '.join(ENCODINGS)}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    channels = CHANNELS[encoding]
+    if image.ndim == 2 and channels == 1:
+        return image
+    if image.ndim == 3 and image.shape[2] == channels:
+        return image[:, :, 0] if channels == 1 else image
+    raise ValueError(f"{encoding} image must be HxWx{channels}, got shape {image.shape}")
+
+
+def _to_uint8_canvas(image: np.ndarray, encoding: str, spec: InputSpec) -> tuple[np.ndarray, ImageTransform]:
+    """The HxWx3 uint8 network-size image in the network's colour order, and its transform."""
+    img = _as_hwc(image, encoding)
+    h, w = img.shape[:2]
+    transform, new_w, new_h = compute_transform(w, h, spec)
+    # cv2 takes arbitrary row strides but wants each row's pixels packed together.
+    if img.strides[-1] != 1 or (img.ndim == 3 and img.strides[1] != img.shape[2]):
+        img = np.ascontiguousarray(img)
+    if (new_w, new_h) != (w, h):
+        img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    code = _CONVERSIONS[(encoding, spec.color)]
+    img = cv2.cvtColor(img, code) if code is not None else img
+    if (new_w, new_h) == (spec.width, spec.height):
+        return img, transform
+    canvas = np.full((spec.height, spec.width, 3), spec.pad_value, np.uint8)
+    top, left = int(transform.pad_y), int(transform.pad_x)
+    canvas[top:top + new_h, left:left + new_w] = img
+    return canvas, transform
+
+
+def preprocess(image: np.ndarray, encoding: str, spec: InputSpec) -> tuple[np.ndarray, ImageTransform]:
+    """Turn a uint8 HxWxC (or HxW) image view into the batch-1 input tensor described by `spec`."""
+    canvas, transform = _to_uint8_canvas(image, encoding, spec)
+    # (x * scale - mean) / std folded into one multiply and one subtract per channel.
+    mul = np.float32(spec.scale) / np.asarray(spec.std, np.float32)
+    sub = np.asarray(spec.mean, np.float32) / np.asarray(spec.std, np.float32)
+    if spec.layout == "NCHW":
+        tensor = np.empty((1, 3, spec.height, spec.width), np.float32)
+        np.multiply(canvas.transpose(2, 0, 1), mul[:, None, None], out=tensor[0])
+        if sub.any():
+            tensor[0] -= sub[:, None, None]
+    else:
+        tensor = np.empty((1, spec.height, spec.width, 3), np.float32)
+        np.multiply(canvas, mul, out=tensor[0])
+        if sub.any():
+            tensor[0] -= sub
+    if spec.dtype == "float16":
+        tensor = tensor.astype(np.float16)
+    return tensor, transform
