@@ -1,0 +1,386 @@
+"""Validated engine-build options: one table of parameters shared by the ROS node and the CLI.
+
+Every option is described once in `PARAMETERS` (name, type, default, range or choices, help);
+the node declares its ROS parameters from it and the CLI builds its argparse options from it.
+`BuildOptions.validate()` checks everything that can be checked without TensorRT and raises
+`BuildConfigError` listing every problem, each naming the parameter and what to do about it.
+Checks that need TensorRT (DLA cores present, version-dependent features) live in builder.py
+and run before any build.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional, Sequence
+
+PRECISIONS = ("fp32", "fp16", "int8", "best")
+CALIBRATION_ALGORITHMS = ("entropy2", "minmax", "percentile", "legacy")
+LAYER_PRECISIONS = ("fp32", "fp16", "int8")
+ON_MISMATCH = ("error", "rebuild")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclass(frozen=True)
+class ParamDef:
+    """One build option, as the node declares it and the CLI parses it."""
+
+    name: str
+    type: type                      # str, int, float, bool or list (a list of strings)
+    default: Any
+    description: str
+    choices: Optional[tuple[str, ...]] = None
+    int_range: Optional[tuple[int, int]] = None
+    float_range: Optional[tuple[float, float]] = None
+
+
+PARAMETERS: tuple[ParamDef, ...] = (
+    ParamDef("onnx", str, "", "ONNX model to build (required)."),
+    ParamDef("engine", str, "", "Engine output path. Empty: <cache_dir>/<model>.<precision>.<device>"
+             ".<key>.engine, so a changed setting never reuses a stale engine."),
+    ParamDef("cache_dir", str, "", "Directory for engines when `engine` is empty "
+             "(default: next to the ONNX file)."),
+    ParamDef("precision", str, "fp16", "fp32, fp16, int8 or best (fp16+int8). On TensorRT 11 and "
+             "with strongly_typed the types come from the ONNX and this is checked against it.",
+             choices=PRECISIONS),
+    ParamDef("strongly_typed", bool, False, "Build a strongly typed network (Q/DQ or fp16 ONNX; "
+             "TensorRT >= 10, always on in 11)."),
+    ParamDef("workspace_mib", int, 1024, "Builder workspace limit in MiB (0: TensorRT default).",
+             int_range=(0, 1 << 20)),
+    ParamDef("input_name", str, "", "Input the shape profile applies to (empty: the first input)."),
+    ParamDef("input_shape", str, "", "Static input shape, e.g. 1x3x640x640 (for dynamic ONNX "
+             "inputs); same as min=opt=max."),
+    ParamDef("min_shape", str, "", "Smallest input shape of the profile, e.g. 1x3x320x320."),
+    ParamDef("opt_shape", str, "", "Input shape TensorRT optimizes for."),
+    ParamDef("max_shape", str, "", "Largest input shape of the profile."),
+    ParamDef("dla_core", int, -1, "DLA core to build for (-1: GPU). Jetson AGX/NX Orin have 2.",
+             int_range=(-1, 15)),
+    ParamDef("gpu_fallback", bool, True, "Let layers DLA cannot run fall back to the GPU "
+             "(off: the build fails if any layer cannot run on DLA)."),
+    ParamDef("dla_fallback_warn", float, 0.25, "Warn when more than this fraction of the layers "
+             "runs on the GPU in a DLA build.", float_range=(0.0, 1.0)),
+    ParamDef("timing_cache", str, "", "Timing cache file: read before the build (if present), "
+             "written back after it."),
+    ParamDef("calibration_algorithm", str, "entropy2", "INT8 calibration: entropy2, minmax, "
+             "percentile (our per-tensor activation percentile, computed with onnxruntime) "
+             "or legacy.", choices=CALIBRATION_ALGORITHMS),
+    ParamDef("calibration_percentile", float, 99.99, "Percentile of |activation| used by the "
+             "percentile algorithm (and the legacy calibrator's quantile).",
+             float_range=(50.0, 100.0)),
+    ParamDef("calibration_images", str, "", "Directory of calibration images (jpg/png/bmp)."),
+    ParamDef("calibration_bag", str, "", "ROS 2 bag (sqlite3 .db3 or its directory) with "
+             "sensor_msgs/Image or CompressedImage messages for calibration."),
+    ParamDef("calibration_topic", str, "", "Image topic in calibration_bag (empty: the only "
+             "image topic)."),
+    ParamDef("calibration_count", int, 300, "How many images to calibrate on.",
+             int_range=(1, 100000)),
+    ParamDef("calibration_batch", int, 1, "Calibration batch size (the input's batch dimension "
+             "must allow it).", int_range=(1, 256)),
+    ParamDef("calibration_cache", str, "", "Calibration cache file: reused when it matches "
+             "(same ONNX, algorithm, preprocessing), else rewritten."),
+    ParamDef("model_type", str, "", "Model adapter whose preprocessing feeds calibration "
+             "(yolov8, yolov5, yolox, centernet, end2end; empty: detected from the ONNX)."),
+    ParamDef("layer_precisions", list, [], "Per-layer precision overrides 'pattern=precision' "
+             "(fnmatch on layer names, precision fp32/fp16/int8); sets the precision-constraint "
+             "flag."),
+    ParamDef("plugins", list, [], "Plugin libraries (.so) to load; nothing else loads code."),
+    ParamDef("optimization_level", int, -1, "Builder optimization level 0-5 (TensorRT >= 8.6; "
+             "-1: TensorRT default 3).", int_range=(-1, 5)),
+    ParamDef("on_mismatch", str, "rebuild", "What to do when an existing engine's sidecar does not "
+             "match: rebuild it, or error.", choices=ON_MISMATCH),
+    ParamDef("force", bool, False, "Rebuild even when a matching engine exists."),
+    ParamDef("verbose", bool, False, "Forward TensorRT's verbose log."),
+)
+
+PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+
+
+class BuildConfigError(ValueError):
+    """Bad build parameters. `problems` is a list of (parameter, message) pairs."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]):
+        self.problems = list(problems)
+        lines = [f"  - {name}: {message}" for name, message in self.problems]
+        super().__init__("engine build parameters are not usable:\n" + "\n".join(lines))
+
+    @property
+    def parameters(self) -> list[str]:
+        return [name for name, _ in self.problems]
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'1x3x640x640' (also ',' or ' ' separated, or [1,3,640,640]) -> (1, 3, 640, 640)."""
+    cleaned = text.strip().strip("[]()")
+    parts = [p for p in re.split(r"[x,\s]+", cleaned) if p]
+    if not parts:
+        raise ValueError("empty shape")
+    dims = tuple(int(p) for p in parts)
+    if any(d <= 0 for d in dims):
+        raise ValueError(f"dimensions must be positive, got {text!r}")
+    return dims
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    return "x".join(str(int(d)) for d in shape)
+
+
+def parse_layer_precisions(items: Sequence[str]) -> list[tuple[str, str]]:
+    """['backbone.*=fp16', 'head/conv*=fp32'] -> [(pattern, precision), ...] (order kept)."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"{item!r} is not 'pattern=precision'")
+        pattern, precision = item.rsplit("=", 1)
+        pattern, precision = pattern.strip(), precision.strip().lower()
+        if not pattern:
+            raise ValueError(f"{item!r} has an empty layer-name pattern")
+        if precision not in LAYER_PRECISIONS:
+            raise ValueError(f"{item!r}: precision must be one of {', '.join(LAYER_PRECISIONS)}")
+        out.append((pattern, precision))
+    return out
+
+
+def match_layer_precision(layer_name: str, overrides: Sequence[tuple[str, str]]) -> Optional[str]:
+    """The precision of the last override whose pattern matches `layer_name`, else None."""
+    found = None
+    for pattern, precision in overrides:
+        if fnmatch.fnmatchcase(layer_name, pattern):
+            found = precision
+    return found
+
+
+@dataclass
+class ShapeProfile:
+    """min/opt/max shapes of one input."""
+
+    input_name: str
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+
+@dataclass
+class BuildOptions:
+    """Everything one engine build needs; field names are the parameter names."""
+
+    onnx: str = ""
+    engine: str = ""
+    cache_dir: str = ""
+    precision: str = "fp16"
+    strongly_typed: bool = False
+    workspace_mib: int = 1024
+    input_name: str = ""
+    input_shape: str = ""
+    min_shape: str = ""
+    opt_shape: str = ""
+    max_shape: str = ""
+    dla_core: int = -1
+    gpu_fallback: bool = True
+    dla_fallback_warn: float = 0.25
+    timing_cache: str = ""
+    calibration_algorithm: str = "entropy2"
+    calibration_percentile: float = 99.99
+    calibration_images: str = ""
+    calibration_bag: str = ""
+    calibration_topic: str = ""
+    calibration_count: int = 300
+    calibration_batch: int = 1
+    calibration_cache: str = ""
+    model_type: str = ""
+    layer_precisions: list = field(default_factory=list)
+    plugins: list = field(default_factory=list)
+    optimization_level: int = -1
+    on_mismatch: str = "rebuild"
+    force: bool = False
+    verbose: bool = False
+
+    @classmethod
+    def from_mapping(cls, values: dict) -> "BuildOptions":
+        """Options from a {name: value} mapping (unknown names are an error)."""
+        unknown = sorted(set(values) - set(PARAMETER_NAMES))
+        if unknown:
+            raise BuildConfigError([(name, f"unknown parameter; known: {', '.join(PARAMETER_NAMES)}")
+                                    for name in unknown])
+        return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in values.items()})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    # --- derived values -------------------------------------------------------------------
+
+    @property
+    def uses_dla(self) -> bool:
+        return self.dla_core >= 0
+
+    @property
+    def wants_int8(self) -> bool:
+        return self.precision in ("int8", "best")
+
+    @property
+    def has_calibration_data(self) -> bool:
+        return bool(self.calibration_images or self.calibration_bag)
+
+    def layer_overrides(self) -> list[tuple[str, str]]:
+        return parse_layer_precisions(self.layer_precisions)
+
+    def shape_profile(self) -> Optional[ShapeProfile]:
+        """The min/opt/max profile the options ask for, or None when they give no shape."""
+        if self.input_shape:
+            shape = parse_shape(self.input_shape)
+            return ShapeProfile(self.input_name, shape, shape, shape)
+        if self.min_shape or self.opt_shape or self.max_shape:
+            return ShapeProfile(self.input_name, parse_shape(self.min_shape),
+                                parse_shape(self.opt_shape), parse_shape(self.max_shape))
+        return None
+
+    # --- validation -----------------------------------------------------------------------
+
+    def problems(self, model_has_qdq: bool = False) -> list[tuple[str, str]]:
+        """Every problem found without TensorRT, as (parameter, message-with-remedy) pairs.
+
+        `model_has_qdq`: the ONNX carries Q/DQ nodes (explicit quantization needs no calibration).
+        """
+        p: list[tuple[str, str]] = []
+        if not self.onnx:
+            p.append(("onnx", "no ONNX model given; set onnx:=/path/to/model.onnx "
+                              "(e.g. models/centernet_mobilenetv3_coco.onnx)"))
+        elif not os.path.isfile(self.onnx):
+            p.append(("onnx", f"file not found: {self.onnx!r}; check the path "
+                              "(relative paths are taken from the current directory)"))
+        if self.precision not in PRECISIONS:
+            p.append(("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}"))
+        if self.calibration_algorithm not in CALIBRATION_ALGORITHMS:
+            p.append(("calibration_algorithm", f"{self.calibration_algorithm!r} is not one of "
+                                               f"{', '.join(CALIBRATION_ALGORITHMS)}"))
+        if self.on_mismatch not in ON_MISMATCH:
+            p.append(("on_mismatch", f"{self.on_mismatch!r} is not one of {', '.join(ON_MISMATCH)}"))
+        if self.workspace_mib < 0:
+            p.append(("workspace_mib", "must be >= 0 (0 keeps TensorRT's default)"))
+        if self.dla_core < -1:
+            p.append(("dla_core", "must be -1 (GPU) or a DLA core index >= 0"))
+        if self.uses_dla and self.precision == "fp32" and not self.strongly_typed:
+            p.append(("precision", "DLA runs only fp16 or int8; use precision fp16, int8 or best "
+                                   "with dla_core, or dla_core -1 for an fp32 GPU engine"))
+        if not 0.0 <= self.dla_fallback_warn <= 1.0:
+            p.append(("dla_fallback_warn", "must be a fraction between 0 and 1"))
+        if not -1 <= self.optimization_level <= 5:
+            p.append(("optimization_level", "must be -1 (default) or 0..5"))
+        if self.calibration_count < 1:
+            p.append(("calibration_count", "must be at least 1"))
+        if self.calibration_batch < 1:
+            p.append(("calibration_batch", "must be at least 1"))
+        if not 50.0 <= self.calibration_percentile <= 100.0:
+            p.append(("calibration_percentile", "must be between 50 and 100"))
+        p.extend(self._shape_problems())
+        p.extend(self._calibration_problems())
+        if self.wants_int8 and not model_has_qdq and not self.strongly_typed \
+                and not self.has_calibration_data \
+                and not (self.calibration_cache and os.path.isfile(self.calibration_cache)):
+            cache_note = (f" (calibration_cache {self.calibration_cache!r} does not exist yet)"
+                          if self.calibration_cache else "")
+            p.append(("calibration_images", f"precision {self.precision} needs INT8 calibration data "
+                      f"and none was given{cache_note}: set calibration_images:=<dir of images> "
+                      "or calibration_bag:=<rosbag2>, or an existing calibration_cache, or use a "
+                      "Q/DQ-quantized ONNX, or precision fp16"))
+        try:
+            self.layer_overrides()
+        except ValueError as exc:
+            p.append(("layer_precisions", f"{exc}; write entries as 'pattern=fp32|fp16|int8'"))
+        else:
+            if any(prec == "int8" for _, prec in self.layer_overrides()) and not self.wants_int8 \
+                    and not self.strongly_typed:
+                p.append(("layer_precisions", "an int8 layer override needs precision int8 or best "
+                                              "(INT8 must be enabled for the layer to use it)"))
+        for path in self.plugins:
+            if not os.path.isfile(path):
+                p.append(("plugins", f"plugin library not found: {path!r}"))
+        if self.cache_dir and os.path.exists(self.cache_dir) and not os.path.isdir(self.cache_dir):
+            p.append(("cache_dir", f"{self.cache_dir!r} exists and is not a directory"))
+        if self.timing_cache and os.path.isdir(self.timing_cache):
+            p.append(("timing_cache", f"{self.timing_cache!r} is a directory; give a file path"))
+        return p
+
+    def _shape_problems(self) -> list[tuple[str, str]]:
+        p: list[tuple[str, str]] = []
+        if self.input_shape and (self.min_shape or self.opt_shape or self.max_shape):
+            p.append(("input_shape", "give either input_shape (static) or min_shape/opt_shape/"
+                                     "max_shape (dynamic), not both"))
+            return p
+        if self.input_shape:
+            try:
+                parse_shape(self.input_shape)
+            except ValueError as exc:
+                p.append(("input_shape", f"{exc}; write it like 1x3x640x640"))
+            return p
+        given = {n: getattr(self, n) for n in ("min_shape", "opt_shape", "max_shape")}
+        if not any(given.values()):
+            return p
+        missing = [n for n, v in given.items() if not v]
+        if missing:
+            p.append((missing[0], "a dynamic profile needs all of min_shape, opt_shape and "
+                                  f"max_shape; missing: {', '.join(missing)}"))
+            return p
+        shapes = {}
+        for name, text in given.items():
+            try:
+                shapes[name] = parse_shape(text)
+            except ValueError as exc:
+                p.append((name, f"{exc}; write it like 1x3x640x640"))
+        if len(shapes) < 3:
+            return p
+        mn, op, mx = shapes["min_shape"], shapes["opt_shape"], shapes["max_shape"]
+        if not len(mn) == len(op) == len(mx):
+            p.append(("min_shape", f"min/opt/max have different ranks: {self.min_shape}, "
+                                   f"{self.opt_shape}, {self.max_shape}"))
+            return p
+        if any(a > b for a, b in zip(mn, op)):
+            p.append(("min_shape", f"min_shape {self.min_shape} is larger than opt_shape "
+                                   f"{self.opt_shape} in some dimension; need min <= opt <= max"))
+        if any(a > b for a, b in zip(op, mx)):
+            p.append(("opt_shape", f"opt_shape {self.opt_shape} is larger than max_shape "
+                                   f"{self.max_shape} in some dimension; need min <= opt <= max"))
+        return p
+
+    def _calibration_problems(self) -> list[tuple[str, str]]:
+        p: list[tuple[str, str]] = []
+        if self.calibration_images and not os.path.isdir(self.calibration_images):
+            p.append(("calibration_images", f"not a directory: {self.calibration_images!r}"))
+        elif self.calibration_images:
+            images = [f for f in os.listdir(self.calibration_images)
+                      if f.lower().endswith(IMAGE_SUFFIXES)]
+            if not images:
+                p.append(("calibration_images", f"no .jpg/.png/.bmp images in "
+                                                f"{self.calibration_images!r}"))
+        if self.calibration_bag and not os.path.exists(self.calibration_bag):
+            p.append(("calibration_bag", f"not found: {self.calibration_bag!r}"))
+        if self.calibration_images and self.calibration_bag:
+            p.append(("calibration_images", "give calibration_images or calibration_bag, not both"))
+        # int8 needs data or a cache -- unless the ONNX carries its own Q/DQ scales, which the
+        # builder checks once it has read the model (strongly typed builds never calibrate).
+        return p
+
+    def validate(self, model_has_qdq: bool = False) -> "BuildOptions":
+        problems = self.problems(model_has_qdq)
+        if problems:
+            raise BuildConfigError(problems)
+        return self
+
+    def settings_record(self) -> dict:
+        """The settings that change what gets built (recorded in the sidecar, hashed into the
+        default engine name). Paths of inputs are recorded by content hash elsewhere."""
+        keep = ("precision", "strongly_typed", "workspace_mib", "input_name", "input_shape",
+                "min_shape", "opt_shape", "max_shape", "dla_core", "gpu_fallback",
+                "calibration_algorithm", "calibration_percentile", "calibration_count",
+                "calibration_batch", "calibration_topic", "model_type", "layer_precisions",
+                "optimization_level")
+        record = {k: getattr(self, k) for k in keep}
+        record["plugins"] = [os.path.basename(p) for p in self.plugins]
+        record["calibration_source"] = ("images" if self.calibration_images else
+                                        "bag" if self.calibration_bag else
+                                        "cache" if self.calibration_cache else "")
+        return record
+
+
+def option_fields() -> list[str]:
+    return [f.name for f in fields(BuildOptions)]
