@@ -1,0 +1,120 @@
+"""Runners and the backend factory on small real ONNX graphs."""
+import importlib.util
+import shutil
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import save_graph
+from trt_infer_ros.backends.factory import available_backends, create_runner
+from trt_infer_ros.backends.onnxruntime_runner import OnnxRuntimeRunner, onnxruntime_providers
+from trt_infer_ros.backends.runner import BackendUnavailable, Runner
+from trt_infer_ros.pipeline.timing import time_runtime
+
+
+@pytest.fixture
+def conv_model(tmp_path):
+    """Strided conv + bias + sigmoid, and a pooled second output: a detector head in miniature."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["images", "w", "b"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Sigmoid", ["y"], ["scores"]),
+             helper.make_node("MaxPool", ["y"], ["pooled"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Flatten", ["pooled"], ["features"], axis=1)]
+    return save_graph(tmp_path / "conv.onnx", nodes, [("images", [1, 3, 32, 32], np.float32)],
+                      [("scores", [1, 4, 16, 16], np.float32), ("features", [1, 256], np.float32)],
+                      {"w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+                       "b": rng.standard_normal(4).astype(np.float32)})
+
+
+def reference_scores(x, model_path):
+    """Direct numpy convolution, independent of every runtime."""
+    import onnx
+    from onnx import numpy_helper
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(model_path).graph.initializer}
+    w, b = inits["w"], inits["b"]
+    padded = np.pad(x[0], ((0, 0), (1, 1), (1, 1)))
+    out = np.zeros((4, 16, 16), np.float64)
+    for i in range(16):
+        for j in range(16):
+            patch = padded[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3]
+            out[:, i, j] = np.tensordot(w, patch, axes=3) + b
+    return 1 / (1 + np.exp(-out))[None]
+
+
+def test_onnxruntime_runner(conv_model):
+    runner = OnnxRuntimeRunner(conv_model)
+    assert isinstance(runner, Runner)
+    assert (runner.name, runner.device, runner.input_name) == ("onnxruntime", "CPU", "images")
+    assert runner.input_shape == (1, 3, 32, 32) and runner.input_dtype == np.float32
+    assert runner.output_names == ["scores", "features"]
+    x = np.random.default_rng(1).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    scores, features = runner.run(x)
+    np.testing.assert_allclose(scores, reference_scores(x, conv_model), atol=1e-5)
+    assert features.shape == (1, 256)
+
+
+def tinygrad_skip_reason():
+    if importlib.util.find_spec("tinygrad") is None:
+        return "tinygrad is not installed"
+    if shutil.which("clang") is None:
+        return "tinygrad's CPU backend needs clang, which is not installed (apt-get install clang)"
+    return None
+
+
+@pytest.mark.skipif(tinygrad_skip_reason() is not None, reason=str(tinygrad_skip_reason()))
+def test_tinygrad_matches_onnxruntime(conv_model):
+    from trt_infer_ros.backends.tinygrad_runner import TinygradRunner
+    ort, tg = OnnxRuntimeRunner(conv_model), TinygradRunner(conv_model, device="CPU")
+    assert (tg.name, tg.device, tg.input_name, tg.output_names) == \
+        ("tinygrad", "CPU", "images", ["scores", "features"])
+    assert tg.input_shape == (1, 3, 32, 32) and tg.input_dtype == np.float32
+    rng = np.random.default_rng(2)
+    for _ in range(3):                 # 3rd call replays the JIT-captured kernels
+        x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+        for a, b in zip(ort.run(x), tg.run(x)):
+            np.testing.assert_allclose(b, a, atol=1e-5)
+
+
+def test_onnxruntime_cuda_unavailable_is_explained(conv_model):
+    if "CUDAExecutionProvider" in onnxruntime_providers():
+        pytest.skip("this machine has onnxruntime CUDA")
+    with pytest.raises(BackendUnavailable, match="CUDAExecutionProvider"):
+        OnnxRuntimeRunner(conv_model, device="CUDA")
+
+
+def test_factory_named_and_auto(conv_model):
+    runner = create_runner("onnxruntime", conv_model)
+    assert runner.name == "onnxruntime" and runner.selection == "onnxruntime requested"
+    auto = create_runner("auto", conv_model)
+    assert (auto.name, auto.device) in available_backends()
+    assert auto.selection.startswith(f"auto chose {auto.name}")
+    cpu = create_runner("auto", conv_model, device="CPU")
+    assert (cpu.name, cpu.device) == ("onnxruntime", "CPU")   # faster than tinygrad on CPU
+    assert ("onnxruntime", "CPU") in available_backends()
+    with pytest.raises(ValueError, match="unknown backend"):
+        create_runner("openvino", conv_model)
+
+
+def test_tensorrt_unavailable_is_explained(conv_model):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(BackendUnavailable, match="TensorRT is not available on this machine: "):
+        create_runner("tensorrt", conv_model)
+    assert "tensorrt" not in [b for b, _ in available_backends()]
+
+
+def test_time_runtime_times_run_only(conv_model):
+    runner = OnnxRuntimeRunner(conv_model)
+    calls = []
+    original = runner.run
+    runner.run = lambda t: calls.append(t) or original(t)
+    tensors = [np.zeros((1, 3, 32, 32), np.float32), np.ones((1, 3, 32, 32), np.float32)]
+    timing = time_runtime(runner, tensors, iterations=6, warmup=2)
+    assert len(timing.samples_ms) == 6 and len(calls) == 8
+    assert calls[2] is tensors[0] and calls[3] is tensors[1]      # cycles through the tensors
+    assert 0 < timing.min_ms <= timing.median_ms <= max(timing.samples_ms)
+    assert "median" in str(timing)

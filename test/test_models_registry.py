@@ -1,0 +1,89 @@
+"""Model-family detection from ONNX graphs and adapter construction."""
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from trt_infer_ros.models.registry import create_adapter, detect_model_type, normalize_model_type
+from trt_infer_ros.models.yolo import grid_size
+
+G = grid_size(320, 320)                       # 2100 anchor points at 320x320
+
+
+def declared_graph(tmp_path, out_shape, in_shape=(1, 3, 320, 320), in_type=TensorProto.FLOAT):
+    """A graph with the given declared input/output shapes (dims may be symbolic strings).
+
+    Its output is a constant: the registry only reads the graph, it never runs it.
+    """
+    const = helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["output0"], value=const)], "g",
+        [helper.make_tensor_value_info("images", in_type, list(in_shape))],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(out_shape))])
+    path = tmp_path / "declared.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("out_shape, family", [
+    ((1, 84, G), "yolov8"),
+    ((1, 6, G), "yolov8"),                                 # 2 classes
+    ((1, 3 * G, 85), "yolov5"),
+    ((1, 3 * G, 6), "yolov5"),                             # 1 class: still 3 anchors per cell
+    ((1, 3 * grid_size(320, 320, (8, 16, 32, 64)), 85), "yolov5"),   # P6 head
+    ((1, G, 85), "yolox"),
+    ((1, 100, 6), "centernet"),
+])
+def test_detect_model_type_by_output_shape(tmp_path, out_shape, family):
+    assert detect_model_type(declared_graph(tmp_path, out_shape)) == family
+
+
+def test_unknown_graph_gives_a_clear_error(tmp_path):
+    path = declared_graph(tmp_path, (1, 1000))             # a classifier
+    with pytest.raises(ValueError) as err:
+        detect_model_type(path)
+    message = str(err.value)
+    assert "model_type" in message and "yolov8" in message and "centernet" in message
+
+
+def test_ambiguous_graph_names_the_candidates(tmp_path):
+    # Dynamic input size: 8400 rows of 85 could be YOLOv5 or YOLOX.
+    path = declared_graph(tmp_path, (1, 8400, 85), in_shape=(1, 3, "h", "w"))
+    with pytest.raises(ValueError, match=r"yolov5 or yolox.*model_type"):
+        detect_model_type(path)
+    # Naming the family resolves it, and input_size fills the dynamic dimensions.
+    adapter = create_adapter("yolov5", path, input_size=(640, 480))
+    assert (adapter.input_spec.width, adapter.input_spec.height) == (640, 480)
+
+
+def test_input_size_layout_and_dtype_come_from_the_graph(tmp_path):
+    path = declared_graph(tmp_path, (1, 100, 6), in_shape=(1, 320, 416, 3),
+                          in_type=TensorProto.FLOAT16)
+    spec = create_adapter("auto", path).input_spec
+    assert (spec.width, spec.height, spec.layout, spec.dtype) == (416, 320, "NHWC", "float16")
+
+
+def test_static_input_shape_wins_and_conflicts_are_errors(tmp_path):
+    path = declared_graph(tmp_path, (1, 84, grid_size(96, 64)), in_shape=(1, 3, 64, 96))
+    spec = create_adapter("auto", path).input_spec
+    assert (spec.width, spec.height, spec.layout, spec.dtype) == (96, 64, "NCHW", "float32")
+    assert create_adapter("yolov8", path, input_size=(96, 64)).input_spec.width == 96
+    with pytest.raises(ValueError, match="input_size"):
+        create_adapter("yolov8", path, input_size=640)
+
+
+def test_defaults_without_a_model_file():
+    assert create_adapter("centernet").input_spec.shape == (1, 512, 512, 3)
+    assert create_adapter("yolov8").input_spec.shape == (1, 3, 640, 640)
+    assert create_adapter("yolov5", input_size=320).input_spec.shape == (1, 3, 320, 320)
+    assert create_adapter("end2end").nms_inside
+    assert create_adapter("yolov8", input_spec_overrides={"color": "BGR"}).input_spec.color == "BGR"
+
+
+def test_model_type_names():
+    assert normalize_model_type("YOLO11") == "yolov8"
+    assert normalize_model_type("yolo-x") == "yolox"
+    with pytest.raises(ValueError, match="choose one of"):
+        normalize_model_type("detr")
+    with pytest.raises(ValueError, match="needs a model file"):
+        create_adapter("auto")
