@@ -102,7 +102,7 @@ compute_stamp() {
         done
         find ros_compat -type f -not -path '*/__pycache__/*' -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum
         # The share/ prefix mirrors these top-level folders when they exist.
-        for d in launch config resource models; do [ -e "$d" ] && echo "has $d"; done
+        for d in launch config resource models data; do [ -e "$d" ] && echo "has $d"; done
     ) | sha256sum | cut -d' ' -f1
 }
 WANT="$(compute_stamp)"
@@ -221,7 +221,7 @@ fi
 SHARE="$VENV/share/$PKG"
 mkdir -p "$SHARE" "$VENV/share/ament_index/resource_index/packages"
 : >"$VENV/share/ament_index/resource_index/packages/$PKG"
-for item in package.xml launch config resource models; do
+for item in package.xml launch config resource models data; do
     if [ -e "$REPO/$item" ]; then
         ln -sfn "$REPO/$item" "$SHARE/$item"
     else
