@@ -15,6 +15,7 @@
 #      ament index marker) so AMENT_PREFIX_PATH=.venv finds it like a colcon install
 # A stamp (hash of the inputs) makes the next run a no-op until something changes.
 set -euo pipefail
+trap 'echo "[setup] ERROR: line $LINENO: $BASH_COMMAND (exit $?)" >&2' ERR
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
@@ -98,11 +99,11 @@ compute_stamp() {
         cd "$REPO"
         "$PY" -c 'import sys; print(sys.version)'
         for f in scripts/setup_env.sh requirements.txt setup.py setup.cfg pyproject.toml package.xml; do
-            [ -f "$f" ] && { echo "== $f"; cat "$f"; }
+            if [ -f "$f" ]; then echo "== $f"; cat "$f"; fi
         done
         find ros_compat -type f -not -path '*/__pycache__/*' -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum
         # The share/ prefix mirrors these top-level folders when they exist.
-        for d in launch config resource models data; do [ -e "$d" ] && echo "has $d"; done
+        for d in launch config resource models data; do if [ -e "$d" ]; then echo "has $d"; fi; done
     ) | sha256sum | cut -d' ' -f1
 }
 WANT="$(compute_stamp)"
