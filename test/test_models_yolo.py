@@ -45,6 +45,8 @@ def test_yolov8_decoder(constant_model):
     np.testing.assert_allclose(scores, [0.9, 0.35], rtol=1e-6)
     assert classes.tolist() == [1, 0] and dets.class_ids.dtype == np.int32
     assert len(adapter.decode(run(path), 0.5)) == 1       # threshold applied in decode
+    transposed = adapter.decode([out.transpose(0, 2, 1)], 0.3)   # [1, N, 4+nc] exports
+    np.testing.assert_allclose(sorted_rows(transposed)[0], boxes)
     assert len(adapter.decode(run(path), 0.0)) == N
 
 

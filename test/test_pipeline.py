@@ -104,3 +104,20 @@ def test_default_model_finds_the_astronaut():
     assert dets.scores[best] > 0.5
     assert (x2 - x1) * (y2 - y1) > 0.2 * w * h
     assert x1 < w / 2 < x2 and y1 < h / 2 < y2
+
+
+def test_non_onnx_model_files_use_the_sidecar_or_the_runner(yolov8_model, tmp_path):
+    # onnxruntime reads the graph whatever the file is called: it stands in for an engine here.
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(open(yolov8_model, "rb").read())
+    with pytest.raises(ValueError, match="model_type"):
+        build_pipeline(str(engine), backend="onnxruntime")
+    # Named type: input size and layout come from the runner.
+    pipeline = build_pipeline(str(engine), model_type="yolov8", backend="onnxruntime")
+    assert pipeline.adapter.input_spec.shape == (1, 3, 64, 64)
+    assert len(pipeline(np.zeros((64, 64, 3), np.uint8), "bgr8")) == 3
+    # The engine builder's sidecar names the ONNX and model type.
+    (tmp_path / "model.engine.json").write_text(
+        f'{{"onnx_path": "{yolov8_model}", "build_settings": {{"model_type": "yolov8"}}}}')
+    pipeline = build_pipeline(str(engine), backend="onnxruntime")
+    assert pipeline.adapter.model_type == "yolov8" and len(pipeline.adapter.class_names) == 3

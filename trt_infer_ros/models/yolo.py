@@ -39,9 +39,8 @@ class YoloV8Adapter(BaseAdapter):
     def decode(self, outputs: Sequence[np.ndarray], score_threshold: float) -> Detections:
         p = np.asarray(outputs[0])
         p = p.reshape(p.shape[-2:]) if p.ndim == 3 else p
-        nc = len(self.class_names)
-        if p.shape[0] != 4 + nc and p.shape[1] == 4 + nc:
-            p = p.T                       # some exports transpose to [N, 4+nc]
+        if p.shape[0] > p.shape[1]:
+            p = p.T                       # some exports transpose to [N, 4+nc]; N is the larger
         cls = p[4:].astype(np.float32, copy=False)
         # Threshold on the best score first so argmax runs on the few survivors only.
         best = cls.max(axis=0) if cls.shape[1] else np.zeros((0,), np.float32)

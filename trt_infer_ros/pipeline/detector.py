@@ -1,6 +1,7 @@
 """The per-frame detection path: preprocess -> runner -> decode -> class filter -> NMS."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -39,6 +40,9 @@ class DetectionPipeline:
         s = self.settings
         clock = StageClock()
         tensor, transform = preprocess(image, encoding, self.adapter.input_spec)
+        if tensor.dtype != self.runner.input_dtype:
+            # e.g. an engine built with fp16 I/O from an fp32 ONNX graph
+            tensor = tensor.astype(self.runner.input_dtype)
         clock.lap("preprocess")
         outputs = self.runner.run(tensor)
         clock.lap("inference")
@@ -67,17 +71,20 @@ def build_pipeline(model_path: str, model_type: str = "auto", backend: str = "au
                    device: Optional[str] = None, **adapter_kwargs) -> DetectionPipeline:
     """Wire adapter (registry) and runner (factory) for one model file.
 
-    For ONNX files the adapter reads the graph; for anything else (a TensorRT engine)
-    `model_type` must be named and the input size, layout and dtype come from the runner.
+    For ONNX files the adapter reads the graph. For a TensorRT engine it reads the ONNX named
+    in the engine's sidecar when that file exists; otherwise `model_type` must be named and the
+    input size, layout and dtype come from the runner.
     `adapter_kwargs` go to `create_adapter` (input_size, class_names, input_spec_overrides).
     """
     runner = create_runner(backend, model_path, device=device)
     try:
-        if Path(model_path).suffix.lower() == ".onnx":
-            adapter = create_adapter(model_type, model_path, **adapter_kwargs)
+        onnx_path, model_type = _graph_for(model_path, model_type)
+        if onnx_path is not None:
+            adapter = create_adapter(model_type, onnx_path, **adapter_kwargs)
         elif model_type.strip().lower() == "auto":
-            raise ValueError(f"{model_path}: model_type 'auto' reads ONNX graphs only; set the "
-                             f"`model_type` parameter to yolov8, yolov5, yolox, centernet or end2end")
+            raise ValueError(f"{model_path}: model_type 'auto' needs the ONNX graph (none found "
+                             f"beside the engine); set the `model_type` parameter to yolov8, "
+                             f"yolov5, yolox, centernet or end2end")
         else:
             adapter = create_adapter(model_type, None, **_spec_from_runner(runner, adapter_kwargs))
         if hasattr(adapter, "set_output_names"):
@@ -86,6 +93,26 @@ def build_pipeline(model_path: str, model_type: str = "auto", backend: str = "au
     except Exception:
         runner.close()
         raise
+
+
+def _graph_for(model_path: str, model_type: str) -> tuple[Optional[str], str]:
+    """The ONNX graph describing `model_path`, and the model type to use.
+
+    An engine's sidecar (`<engine>.json`, written by the engine builder) names the ONNX it
+    was built from and, when given at build time, the model type.
+    """
+    if Path(model_path).suffix.lower() == ".onnx":
+        return model_path, model_type
+    try:
+        with open(str(model_path) + ".json", encoding="utf-8") as f:
+            sidecar = json.load(f)
+    except (OSError, ValueError):
+        return None, model_type
+    recorded_type = (sidecar.get("build_settings") or {}).get("model_type") or ""
+    if model_type.strip().lower() == "auto" and recorded_type:
+        model_type = recorded_type
+    onnx_path = sidecar.get("onnx_path") or ""
+    return (onnx_path if Path(onnx_path).is_file() else None), model_type
 
 
 def _spec_from_runner(runner: Runner, adapter_kwargs: dict) -> dict:
