@@ -1,0 +1,154 @@
+"""The whole-frame GPU pipeline with tinygrad on CUDA, against the CPU DetectionPipeline."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trt_infer_ros.models.spec import InputSpec
+from trt_infer_ros.models.yolo import YoloV8Adapter
+from trt_infer_ros.pipeline.settings import DetectionSettings
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from synthetic_yolo import make_yolov8_shaped  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tinygrad_cuda(cuda_context):
+    pytest.importorskip("tinygrad", reason="tinygrad is not installed")
+
+
+def _runner(path):
+    from trt_infer_ros.backends.tinygrad_cuda_runner import TinygradCudaRunner
+
+    return TinygradCudaRunner(str(path))
+
+
+def _images(rng):
+    yield rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), "bgr8"
+    yield rng.integers(0, 256, (97, 301, 4), dtype=np.uint8), "rgba8"
+    padded = rng.integers(0, 256, (360, 3 * 500 + 12), dtype=np.uint8)
+    yield np.lib.stride_tricks.as_strided(padded, (360, 500, 3), (padded.strides[0], 3, 1)), "rgb8"
+    yield rng.integers(0, 256, (200, 150), dtype=np.uint8), "mono8"
+
+
+def test_gpu_decode_equals_cpu_decode_of_same_outputs(tinygrad_cuda, tmp_path, rng_seed):
+    """Same GPU preprocess + model; GPU decode/NMS vs numpy decode/NMS of those outputs."""
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline
+
+    path = make_yolov8_shaped(tmp_path / "y.onnx", 128, 80, seed=rng_seed % 1000)
+    runner = _runner(path)
+    adapter = YoloV8Adapter(InputSpec(width=128, height=128), num_classes=80)
+    settings = DetectionSettings(score_threshold=0.1, nms_iou_threshold=0.5, max_detections=50)
+    gpu = GpuDetectionPipeline(adapter, runner, settings)
+    cpu_decode = GpuDetectionPipeline(adapter, runner, settings, gpu_decode=False)
+    rng = np.random.default_rng(rng_seed)
+    try:
+        assert gpu.gpu_decode and not cpu_decode.gpu_decode
+        for image, encoding in _images(rng):
+            a = gpu(image, encoding)
+            b = cpu_decode(image, encoding)
+            assert len(a) > 0
+            np.testing.assert_array_equal(a.class_ids, b.class_ids)
+            np.testing.assert_array_equal(a.scores, b.scores)
+            np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+        modes = {f.mode for f in gpu._frames.values()}
+        print("frame graph modes:", modes)
+        assert modes == {"one_graph"}, modes
+    finally:
+        gpu.close()
+
+
+def test_live_settings_and_graph_vs_eager(tinygrad_cuda, tmp_path, rng_seed):
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline
+
+    path = make_yolov8_shaped(tmp_path / "y.onnx", 128, 80, seed=1)
+    adapter = YoloV8Adapter(InputSpec(width=128, height=128), num_classes=80)
+    graph = GpuDetectionPipeline(adapter, _runner(path), DetectionSettings(0.1, 0.5, 100))
+    eager = GpuDetectionPipeline(adapter, _runner(path), graph.settings, use_graph=False)
+    rng = np.random.default_rng(rng_seed)
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    try:
+        first = graph(image, "bgr8")
+        frame = next(iter(graph._frames.values()))
+        exec_before = frame.exec
+        for s in ((0.1, 0.5, 100), (0.1, 0.5, 3), (0.2, 0.5, 100), (0.1, 0.9, 100)):
+            graph.settings.score_threshold, graph.settings.nms_iou_threshold, \
+                graph.settings.max_detections = s
+            a, b = graph(image, "bgr8"), eager(image, "bgr8")
+            np.testing.assert_array_equal(a.scores, b.scores)
+            np.testing.assert_array_equal(a.boxes, b.boxes)
+            if s[2] == 3:
+                assert len(a) == min(3, len(first))
+        graph.settings.class_filter = frozenset(first.class_ids[:1].tolist())
+        c = graph(image, "bgr8")
+        assert set(c.class_ids.tolist()) <= set(graph.settings.class_filter)
+        assert frame.exec is exec_before, "settings changes must not recapture"
+        assert eager._frames[next(iter(eager._frames))].mode == "eager"
+    finally:
+        graph.close()
+        eager.close()
+
+
+def test_matches_cpu_pipeline_on_constant_model(tinygrad_cuda, constant_model, rng_seed):
+    """Model output independent of the image: GPU pipeline == DetectionPipeline (onnxruntime)."""
+    from trt_infer_ros.backends.onnxruntime_runner import OnnxRuntimeRunner
+    from trt_infer_ros.pipeline.detector import DetectionPipeline
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline
+
+    rng = np.random.default_rng(rng_seed)
+    n, nc = 336, 80
+    boxes = np.concatenate([rng.uniform(20, 108, (n, 2)), rng.uniform(4, 60, (n, 2))], 1)
+    out = np.concatenate([boxes, rng.random((n, nc)) ** 4], 1).T[None].astype(np.float32)
+    path = constant_model({"output0": out}, input_shape=(1, 3, 128, 128))
+    adapter = YoloV8Adapter(InputSpec(width=128, height=128), num_classes=nc)
+    settings = DetectionSettings(0.3, 0.45, 100)
+    cpu = DetectionPipeline(adapter, OnnxRuntimeRunner(path), settings)
+    gpu = GpuDetectionPipeline(adapter, _runner(path), settings)
+    try:
+        for image, encoding in _images(rng):
+            a, b = gpu(image, encoding), cpu(image, encoding)
+            assert len(a) == len(b) > 0
+            np.testing.assert_array_equal(a.class_ids, b.class_ids)
+            np.testing.assert_array_equal(a.scores, b.scores)
+            np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+    finally:
+        gpu.close()
+        cpu.close()
+
+
+def test_default_centernet_model_on_photos(tinygrad_cuda):
+    """The shipped CenterNet on real photos: GPU pipeline finds what the CPU pipeline finds."""
+    import cv2
+
+    from trt_infer_ros.pipeline.detector import build_pipeline
+    from trt_infer_ros.pipeline.gpu_pipeline import build_gpu_pipeline
+
+    model = REPO / "models" / "centernet_mobilenetv3_coco.onnx"
+    photos = sorted((REPO / "data" / "images").glob("*.jpg"))
+    if not model.is_file() or not photos:
+        pytest.skip("default model or photos not in the repository")
+    settings = DetectionSettings(0.3, 0.45, 100)
+    gpu = build_gpu_pipeline(str(model), "auto", "tinygrad", settings)
+    cpu = build_pipeline(str(model), "auto", "onnxruntime", settings)
+    try:
+        for path in photos:
+            image = cv2.imread(str(path))
+            a, b = gpu(image, "bgr8"), cpu(image, "bgr8")
+            print(path.name, "gpu", len(a), "cpu", len(b), "mode",
+                  {f.mode for f in gpu._frames.values()})
+            strong = b.scores >= 0.5
+            for box, cls in zip(b.boxes[strong], b.class_ids[strong]):
+                same = a.boxes[a.class_ids == cls]
+                assert len(same), f"{path.name}: class {cls} missing on GPU"
+                lt = np.maximum(same[:, :2], box[:2])
+                rb = np.minimum(same[:, 2:], box[2:])
+                inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+                union = np.prod(same[:, 2:] - same[:, :2], 1) + np.prod(box[2:] - box[:2]) - inter
+                assert (inter / union).max() > 0.9, f"{path.name}: box {box} not matched"
+    finally:
+        gpu.close()
+        cpu.close()

@@ -1,0 +1,173 @@
+// Detection decode and class-aware NMS on the GPU.
+//
+// decode_candidates: one thread per anchor row of the model output; picks the best class
+//   (first maximum), score = class score (* objectness), keeps score >= threshold and allowed
+//   classes, writes the box (x1,y1,x2,y2, network-input pixels) and class at the anchor's slot,
+//   and appends a sortable key (score bits, then lower anchor index first) to `keys`.
+// sort_nms: one block; sorts the keys descending (bitonic), then greedy NMS in score order where
+//   a box is suppressed by a kept box of the same class when inter > iou_thr * union, stops at
+//   max_det kept boxes, maps boxes back to source pixels and writes the compact result:
+//   int32 count, 3 int32 of padding, then count rows of x1,y1,x2,y2,score,class (float32).
+// Thresholds, max_det, class filter and the source transform are read from DecodeParams in
+// device memory each frame, so they change without a new graph capture.
+// Compiled with --fmad=false so the float arithmetic rounds like the numpy reference.
+
+#define MAX_DET_CAP 1024
+#define SHARED_SORT 2048
+
+struct DecodeParams {
+    float score_thr, iou_thr;
+    int max_det, use_class_mask;
+    float scale_x, scale_y, pad_x, pad_y;
+    float src_w, src_h;
+    int reserved0, reserved1;
+    unsigned int class_mask[32];
+};
+
+struct OutputLayout {
+    int n_anchors, anchor_stride, attr_stride, fp16;
+    int box_format;       // 0: cx,cy,w,h   1: x1,y1,x2,y2
+    int obj_index;        // attribute index of objectness, -1 when none
+    int cls_start, n_classes;
+    int class_col;        // >= 0: class id is rint(attribute) and the score is attribute cls_start
+};
+
+__device__ __forceinline__ float ld(const void* p, long long i, int fp16) {
+    if (fp16) {
+        unsigned short h = reinterpret_cast<const unsigned short*>(p)[i];
+        float f;
+        asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+        return f;
+    }
+    return reinterpret_cast<const float*>(p)[i];
+}
+
+__device__ __forceinline__ unsigned int orderable(float f) {
+    unsigned int b = __float_as_uint(f);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+__device__ __forceinline__ float from_orderable(unsigned int u) {
+    unsigned int b = (u & 0x80000000u) ? (u & 0x7fffffffu) : ~u;
+    return __uint_as_float(b);
+}
+
+extern "C" __global__ void decode_candidates(const void* __restrict__ out, OutputLayout L,
+                                             const DecodeParams* __restrict__ p,
+                                             unsigned long long* __restrict__ keys,
+                                             float4* __restrict__ boxes, int* __restrict__ classes,
+                                             unsigned int* __restrict__ count) {
+    int a = blockIdx.x * blockDim.x + threadIdx.x;
+    if (a >= L.n_anchors) return;
+    long long base = (long long)a * L.anchor_stride;
+    long long s = L.attr_stride;
+    float thr = p->score_thr;
+    float score;
+    int cls;
+    if (L.class_col >= 0) {
+        score = ld(out, base + L.cls_start * s, L.fp16);
+        cls = (int)rintf(ld(out, base + L.class_col * s, L.fp16));
+    } else {
+        float obj = 1.f;
+        if (L.obj_index >= 0) {
+            obj = ld(out, base + L.obj_index * s, L.fp16);
+            if (!(obj >= thr)) return;
+        }
+        float best = ld(out, base + L.cls_start * s, L.fp16);
+        cls = 0;
+        for (int c = 1; c < L.n_classes; ++c) {
+            float v = ld(out, base + (L.cls_start + c) * s, L.fp16);
+            if (v > best) { best = v; cls = c; }
+        }
+        score = L.obj_index >= 0 ? best * obj : best;
+    }
+    if (!(score >= thr)) return;
+    if (p->use_class_mask) {
+        if (cls < 0 || cls >= 1024) return;
+        if (!((p->class_mask[cls >> 5] >> (cls & 31)) & 1u)) return;
+    }
+    float b0 = ld(out, base, L.fp16), b1 = ld(out, base + s, L.fp16);
+    float b2 = ld(out, base + 2 * s, L.fp16), b3 = ld(out, base + 3 * s, L.fp16);
+    float4 box;
+    if (L.box_format == 0) {
+        float hw = b2 * 0.5f, hh = b3 * 0.5f;
+        box = make_float4(b0 - hw, b1 - hh, b0 + hw, b1 + hh);
+    } else {
+        box = make_float4(b0, b1, b2, b3);
+    }
+    boxes[a] = box;
+    classes[a] = cls;
+    unsigned int slot = atomicAdd(count, 1u);
+    keys[slot] = ((unsigned long long)orderable(score) << 32) | (unsigned long long)(0xffffffffu - (unsigned int)a);
+}
+
+__device__ __forceinline__ bool suppressed_by(float4 k, float ak, float4 b, float ab, float iou_thr) {
+    float w = fmaxf(fminf(k.z, b.z) - fmaxf(k.x, b.x), 0.f);
+    float h = fmaxf(fminf(k.w, b.w) - fmaxf(k.y, b.y), 0.f);
+    float inter = w * h;
+    float uni = (ak + ab) - inter;
+    return inter > iou_thr * uni;
+}
+
+extern "C" __global__ void sort_nms(unsigned long long* __restrict__ keys, unsigned int capacity,
+                                    const float4* __restrict__ boxes, const int* __restrict__ classes,
+                                    const unsigned int* __restrict__ count,
+                                    const DecodeParams* __restrict__ p, int* __restrict__ result) {
+    __shared__ unsigned long long skeys[SHARED_SORT];
+    __shared__ float4 kept_box[MAX_DET_CAP];
+    __shared__ float kept_area[MAX_DET_CAP];
+    __shared__ int kept_cls[MAX_DET_CAP];
+    __shared__ int nkept;
+
+    const int tid = threadIdx.x, nthreads = blockDim.x;
+    unsigned int n = min(*count, capacity);
+    unsigned int P = 1;
+    while (P < n) P <<= 1;
+    unsigned long long* k = P <= SHARED_SORT ? skeys : keys;
+    for (unsigned int i = tid; i < P; i += nthreads) k[i] = i < n ? keys[i] : 0ull;
+    if (tid == 0) nkept = 0;
+    __syncthreads();
+    // bitonic sort, descending
+    for (unsigned int size = 2; size <= P; size <<= 1) {
+        for (unsigned int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (unsigned int i = tid; i < P; i += nthreads) {
+                unsigned int l = i ^ stride;
+                if (l > i) {
+                    unsigned long long x = k[i], y = k[l];
+                    bool desc = (i & size) == 0;
+                    if (desc ? (x < y) : (x > y)) { k[i] = y; k[l] = x; }
+                }
+            }
+            __syncthreads();
+        }
+    }
+    int max_det = min(max(p->max_det, 0), MAX_DET_CAP);
+    float iou_thr = p->iou_thr;
+    float* rows = reinterpret_cast<float*>(result + 4);
+    for (unsigned int r = 0; r < n; ++r) {
+        int kept_now = nkept;
+        if (kept_now >= max_det) break;
+        unsigned long long key = k[r];
+        unsigned int a = 0xffffffffu - (unsigned int)(key & 0xffffffffull);
+        float4 b = boxes[a];
+        int c = classes[a];
+        float ab = fmaxf(b.z - b.x, 0.f) * fmaxf(b.w - b.y, 0.f);
+        int sup = 0;
+        for (int j = tid; j < kept_now; j += nthreads)
+            if (kept_cls[j] == c && suppressed_by(kept_box[j], kept_area[j], b, ab, iou_thr)) sup = 1;
+        sup = __syncthreads_or(sup);
+        if (!sup && tid == 0) {
+            kept_box[kept_now] = b; kept_area[kept_now] = ab; kept_cls[kept_now] = c;
+            float* row = rows + kept_now * 6;
+            row[0] = fminf(fmaxf((b.x - p->pad_x) / p->scale_x, 0.f), p->src_w);
+            row[1] = fminf(fmaxf((b.y - p->pad_y) / p->scale_y, 0.f), p->src_h);
+            row[2] = fminf(fmaxf((b.z - p->pad_x) / p->scale_x, 0.f), p->src_w);
+            row[3] = fminf(fmaxf((b.w - p->pad_y) / p->scale_y, 0.f), p->src_h);
+            row[4] = from_orderable((unsigned int)(key >> 32));
+            row[5] = (float)c;
+            nkept = kept_now + 1;
+        }
+        __syncthreads();
+    }
+    if (tid == 0) { result[0] = nkept; result[1] = (int)n; result[2] = (int)*count; result[3] = 0; }
+}

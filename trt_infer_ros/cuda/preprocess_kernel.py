@@ -1,0 +1,119 @@
+"""GPU preprocessing: uint8 camera image -> network input tensor in one kernel.
+
+Covers bgr8, rgb8, bgra8, rgba8 and mono8 sources with any row step, letterbox or stretch with
+cv2's INTER_LINEAR conventions (half-pixel centres, clamped edges, the interpolated value
+rounded to uint8 as cv2 does for uint8 images), scale/mean/std, NCHW or NHWC, float32 or
+float16. Against `trt_infer_ros.pipeline.preprocess.preprocess` (cv2) the result differs by at
+most one uint8 step (times scale/std) on a small fraction of resized pixels: cv2 interpolates
+with 11-bit fixed-point weights, this kernel in float32. Unresized (same-size) inputs match
+exactly.
+"""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import numpy as np
+
+from trt_infer_ros.cuda.context import CudaContext
+from trt_infer_ros.cuda.nvrtc import Module, kernel_source
+from trt_infer_ros.cuda.stream import Stream
+
+CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
+# position of R, G, B inside a source pixel
+_RGB_POSITION = {"bgr8": (2, 1, 0), "bgra8": (2, 1, 0), "rgb8": (0, 1, 2), "rgba8": (0, 1, 2),
+                 "mono8": (0, 0, 0)}
+BLOCK = (32, 8, 1)
+
+
+class PreprocessArgs(ctypes.Structure):
+    _fields_ = [("src_w", ctypes.c_int32), ("src_h", ctypes.c_int32),
+                ("src_step", ctypes.c_int32), ("src_channels", ctypes.c_int32),
+                ("dst_w", ctypes.c_int32), ("dst_h", ctypes.c_int32),
+                ("nchw", ctypes.c_int32), ("fp16", ctypes.c_int32),
+                ("off_x", ctypes.c_int32), ("off_y", ctypes.c_int32),
+                ("new_w", ctypes.c_int32), ("new_h", ctypes.c_int32),
+                ("inv_scale_x", ctypes.c_float), ("inv_scale_y", ctypes.c_float),
+                ("src_channel", ctypes.c_int32 * 3),
+                ("mul", ctypes.c_float * 3), ("add", ctypes.c_float * 3),
+                ("pad_out", ctypes.c_float * 3)]
+
+
+@dataclass(frozen=True)
+class SourceLayout:
+    """A source image's geometry: what the kernel needs to read it."""
+
+    width: int
+    height: int
+    step: int          # bytes per row (>= width * channels)
+    encoding: str
+
+    @property
+    def channels(self) -> int:
+        return CHANNELS[self.encoding]
+
+    @property
+    def nbytes(self) -> int:
+        return self.step * (self.height - 1) + self.width * self.channels
+
+
+_modules: dict[int, Module] = {}
+
+
+def preprocess_module(context: CudaContext) -> Module:
+    key = int(context.handle)
+    module = _modules.get(key)
+    if module is None:
+        module = _modules[key] = Module(context, kernel_source("preprocess.cu"), "preprocess.cu",
+                                        ["--fmad=false"])
+    return module
+
+
+class GpuPreprocessor:
+    """Launches the preprocessing kernel for one source layout and one InputSpec.
+
+    `spec` is an InputSpec; (new_w, new_h, off_x, off_y) is the resized content region inside
+    the network input, as `pipeline.preprocess.compute_transform` defines it.
+    """
+
+    def __init__(self, context: CudaContext, spec, source: SourceLayout,
+                 new_size: tuple[int, int], offset: tuple[int, int]) -> None:
+        if source.encoding not in CHANNELS:
+            raise ValueError(f"unsupported encoding {source.encoding!r}")
+        if source.step < source.width * source.channels:
+            raise ValueError(f"row step {source.step} is shorter than a row of "
+                             f"{source.width * source.channels} bytes")
+        self.context = context
+        self.spec = spec
+        self.source = source
+        self.kernel = preprocess_module(context).kernel("preprocess")
+        a = PreprocessArgs()
+        a.src_w, a.src_h, a.src_step, a.src_channels = (source.width, source.height, source.step,
+                                                        source.channels)
+        a.dst_w, a.dst_h = spec.width, spec.height
+        a.nchw = 1 if spec.layout == "NCHW" else 0
+        a.fp16 = 1 if spec.dtype == "float16" else 0
+        a.new_w, a.new_h = new_size
+        a.off_x, a.off_y = offset
+        a.inv_scale_x = np.float32(source.width / new_size[0])
+        a.inv_scale_y = np.float32(source.height / new_size[1])
+        rgb = _RGB_POSITION[source.encoding]
+        order = rgb if spec.color == "RGB" else rgb[::-1]
+        mul = np.float32(spec.scale) / np.asarray(spec.std, np.float32)
+        sub = np.asarray(spec.mean, np.float32) / np.asarray(spec.std, np.float32)
+        for c in range(3):
+            a.src_channel[c] = order[c]
+            a.mul[c] = float(mul[c])
+            a.add[c] = float(-sub[c])
+            a.pad_out[c] = float(np.float32(np.float32(spec.pad_value) * mul[c]) - sub[c])
+        self.args = a
+        self.grid = ((spec.width + BLOCK[0] - 1) // BLOCK[0], (spec.height + BLOCK[1] - 1) // BLOCK[1], 1)
+
+    @property
+    def output_nbytes(self) -> int:
+        return 3 * self.spec.width * self.spec.height * (2 if self.spec.dtype == "float16" else 4)
+
+    def enqueue(self, src_ptr: int, dst_ptr: int, stream: Stream) -> None:
+        """Read the source image at `src_ptr` (device), write the tensor at `dst_ptr`."""
+        self.kernel.launch(self.grid, BLOCK, [ctypes.c_uint64(src_ptr), ctypes.c_uint64(dst_ptr),
+                                              self.args], stream)

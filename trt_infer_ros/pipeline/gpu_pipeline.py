@@ -1,0 +1,242 @@
+"""The detection pipeline with the whole frame on the GPU (drop-in for DetectionPipeline).
+
+`GpuDetectionPipeline(adapter, runner, settings)` is called like `DetectionPipeline`:
+`pipeline(image, encoding) -> Detections` in source pixels, `pipeline.settings` changed live.
+Per source shape it keeps one `FrameGraph` (cuda/frame_graph.py): upload, preprocess kernel,
+the model, decode/NMS kernels and the result download replayed as one CUDA graph where the
+runner allows it. Model families the GPU decoder does not cover (end-to-end NMS outputs, raw
+YOLOX heads) still run preprocessing and the model on the GPU and decode on the CPU exactly as
+DetectionPipeline does.
+
+For the ROS node: `build_gpu_pipeline(model_path, model_type, backend, settings)` returns a
+ready pipeline or raises BackendUnavailable; `is_available()` / `unavailable_reason()` say
+beforehand whether this machine can run it at all.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from trt_infer_ros.backends.runner import BackendUnavailable
+from trt_infer_ros.models.adapter import ModelAdapter
+from trt_infer_ros.models.nms import nms
+from trt_infer_ros.models.spec import Detections, ImageTransform
+from trt_infer_ros.pipeline.preprocess import CHANNELS, compute_transform
+from trt_infer_ros.pipeline.settings import DetectionSettings
+from trt_infer_ros.pipeline.timing import FrameTimings
+
+LOG = logging.getLogger("trt_infer_ros.pipeline.gpu_pipeline")
+GPU_BACKENDS = ("auto", "tensorrt", "tinygrad")
+
+
+def unavailable_reason() -> Optional[str]:
+    """None when a CUDA GPU and cuda-python are usable here, else why not."""
+    try:
+        from trt_infer_ros.cuda.context import cuda_unavailable_reason
+    except Exception as exc:          # cuda-python missing
+        return f"cuda-python is not importable: {exc}"
+    return cuda_unavailable_reason()
+
+
+def is_available() -> bool:
+    return unavailable_reason() is None
+
+
+def is_gpu_runner(runner) -> bool:
+    """True for runners whose tensors live on the GPU and can be driven by GpuDetectionPipeline."""
+    return all(hasattr(runner, a) for a in ("context", "capture_mode", "input_ptr", "output_ptrs",
+                                            "enqueue"))
+
+
+def _image_geometry(image: np.ndarray, encoding: str) -> tuple[np.ndarray, int, int, int]:
+    """(HxWxC view, width, height, row step in bytes) after validating like the CPU path."""
+    if encoding not in CHANNELS:
+        raise ValueError(f"unsupported encoding {encoding!r}; supported: {', '.join(CHANNELS)}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    c = CHANNELS[encoding]
+    if image.ndim == 2 and c == 1:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] != c:
+        raise ValueError(f"{encoding} image must be HxWx{c}, got shape {image.shape}")
+    h, w = image.shape[:2]
+    packed = image.strides[2] == 1 and image.strides[1] == c
+    step = image.strides[0] if packed and w * c <= image.strides[0] <= 2 * w * c + 64 else w * c
+    return image, w, h, int(step)
+
+
+class GpuDetectionPipeline:
+    """Preprocess, model, decode and NMS of each frame on the GPU."""
+
+    def __init__(self, adapter: ModelAdapter, runner, settings: Optional[DetectionSettings] = None,
+                 use_graph: bool = True, max_shapes: int = 4, gpu_decode: bool = True) -> None:
+        from trt_infer_ros.cuda.decode_kernel import GpuDecoder, head_layout
+        from trt_infer_ros.cuda.stream import Stream
+
+        if not is_gpu_runner(runner):
+            raise BackendUnavailable(f"{type(runner).__name__} does not keep its tensors on the GPU")
+        self.adapter = adapter
+        self.runner = runner
+        self.settings = settings if settings is not None else DetectionSettings()
+        self.timings = FrameTimings()
+        self.use_graph = use_graph
+        self.max_shapes = max_shapes
+        spec = adapter.input_spec
+        if tuple(runner.input_shape) != spec.shape:
+            raise ValueError(f"the model input is {list(runner.input_shape)} but the "
+                             f"{adapter.model_type} preprocessing produces {list(spec.shape)}")
+        if np.dtype(runner.input_dtype) != np.dtype(spec.dtype):
+            raise ValueError(f"the model input is {np.dtype(runner.input_dtype)} but the spec says "
+                             f"{spec.dtype}")
+        self.context = runner.context
+        self.stream = Stream(self.context)
+        layout = None
+        if gpu_decode and not adapter.nms_inside:
+            layout = head_layout(adapter.model_type, runner.output_shapes[0],
+                                 len(adapter.class_names), getattr(adapter, "decoded", True))
+        self.decoder = GpuDecoder(self.context, layout, runner.output_dtypes[0]) if layout else None
+        self._frames: "OrderedDict[tuple, object]" = OrderedDict()
+
+    @property
+    def gpu_decode(self) -> bool:
+        return self.decoder is not None
+
+    def frame_for(self, image: np.ndarray, encoding: str):
+        """The FrameGraph for this image's shape (built and captured on first sight)."""
+        from trt_infer_ros.cuda.frame_graph import FrameGraph
+        from trt_infer_ros.cuda.preprocess_kernel import GpuPreprocessor, SourceLayout
+
+        img, w, h, step = _image_geometry(image, encoding)
+        key = (w, h, step, encoding)
+        frame = self._frames.get(key)
+        if frame is None:
+            spec = self.adapter.input_spec
+            transform, new_w, new_h = compute_transform(w, h, spec)
+            pre = GpuPreprocessor(self.context, spec, SourceLayout(w, h, step, encoding),
+                                  (new_w, new_h), (int(transform.pad_x), int(transform.pad_y)))
+            frame = FrameGraph(self.runner, pre, self.decoder, self.stream, self.use_graph)
+            frame.transform = transform
+            LOG.info("GPU frame graph for %dx%d %s: %s", w, h, encoding, frame.mode)
+            self._frames[key] = frame
+            while len(self._frames) > self.max_shapes:
+                _, old = self._frames.popitem(last=False)
+                old.close()
+        else:
+            self._frames.move_to_end(key)
+        return frame, img
+
+    def _write_params(self, transform: ImageTransform) -> None:
+        s = self.settings
+        self.decoder.set_params(s.score_threshold, s.nms_iou_threshold, s.max_detections,
+                                s.class_filter,
+                                (transform.scale_x, transform.scale_y, transform.pad_x,
+                                 transform.pad_y, transform.source_width, transform.source_height))
+
+    def __call__(self, image: np.ndarray, encoding: str) -> Detections:
+        t0 = time.perf_counter()
+        frame, img = self.frame_for(image, encoding)
+        frame.stage_image(img)
+        if self.decoder is not None:
+            self._write_params(frame.transform)
+        t1 = time.perf_counter()
+        frame.launch()
+        frame.synchronize()
+        t2 = time.perf_counter()
+        if self.decoder is not None:
+            boxes, scores, class_ids, _ = self.decoder.read()
+            result = Detections(boxes, scores, class_ids)
+        else:
+            result = self._decode_on_cpu(frame.host_outputs(), frame.transform)
+        t3 = time.perf_counter()
+        self.timings = FrameTimings(preprocess=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3,
+                                    decode=(t3 - t2) * 1e3, total=(t3 - t0) * 1e3)
+        return result
+
+    def _decode_on_cpu(self, outputs, transform: ImageTransform) -> Detections:
+        s = self.settings
+        dets = self.adapter.decode(outputs, s.score_threshold)
+        if s.class_filter is not None:
+            dets = dets.select(np.isin(dets.class_ids, np.fromiter(s.class_filter, np.int64)))
+        if self.adapter.nms_inside:
+            keep = np.argsort(-dets.scores, kind="stable")[:max(s.max_detections, 0)]
+        else:
+            keep = nms(dets.boxes, dets.scores, dets.class_ids, s.nms_iou_threshold,
+                       s.max_detections)
+        dets = dets.select(keep)
+        return Detections(transform.to_source(dets.boxes), dets.scores, dets.class_ids)
+
+    def close(self) -> None:
+        for frame in self._frames.values():
+            frame.close()
+        self._frames.clear()
+        if self.decoder is not None:
+            self.decoder.close()
+            self.decoder = None
+        self.stream.close()
+        self.runner.close()
+
+
+def create_gpu_runner(backend: str, model_path: str, device: Optional[str] = None):
+    """A GPU runner: TensorRT for engine files (or when asked), else tinygrad on CUDA."""
+    backend = (backend or "auto").lower()
+    if backend not in GPU_BACKENDS:
+        raise BackendUnavailable(f"backend {backend!r} has no GPU pipeline (use one of "
+                                 f"{', '.join(GPU_BACKENDS)})")
+    reason = unavailable_reason()
+    if reason:
+        raise BackendUnavailable(f"no GPU pipeline here: {reason}")
+    is_engine = Path(model_path).suffix.lower() in (".engine", ".plan", ".trt")
+    errors = []
+    if backend in ("auto", "tensorrt") and (is_engine or backend == "tensorrt"):
+        try:
+            from trt_infer_ros.backends.tensorrt_runner import TensorRTRunner
+            return TensorRTRunner(model_path, device=device)
+        except Exception as exc:
+            if backend == "tensorrt" or is_engine:
+                raise
+            errors.append(f"tensorrt: {exc}")
+    if backend in ("auto", "tinygrad") and not is_engine:
+        from trt_infer_ros.backends.tinygrad_cuda_runner import TinygradCudaRunner
+        return TinygradCudaRunner(model_path)
+    raise BackendUnavailable("no GPU runner for " + str(model_path) + ": " + "; ".join(errors))
+
+
+def build_gpu_pipeline(model_path: str, model_type: str = "auto", backend: str = "auto",
+                       settings: Optional[DetectionSettings] = None, device: Optional[str] = None,
+                       use_graph: bool = True, **adapter_kwargs) -> GpuDetectionPipeline:
+    """Adapter + GPU runner + GpuDetectionPipeline for one model file (same arguments as
+    `pipeline.detector.build_pipeline`). Raises BackendUnavailable when no GPU path exists."""
+    from trt_infer_ros.models.registry import create_adapter
+    from trt_infer_ros.pipeline.detector import _spec_from_runner
+
+    runner = create_gpu_runner(backend, model_path, device)
+    try:
+        if Path(model_path).suffix.lower() == ".onnx":
+            adapter = create_adapter(model_type, model_path, **adapter_kwargs)
+        else:
+            if model_type.strip().lower() == "auto":
+                raise ValueError(f"{model_path}: set model_type for engine files")
+            adapter = create_adapter(model_type, None, **_spec_from_runner(runner, adapter_kwargs))
+        if hasattr(adapter, "set_output_names"):
+            adapter.set_output_names(runner.output_names)
+        return GpuDetectionPipeline(adapter, runner, settings, use_graph=use_graph)
+    except Exception:
+        runner.close()
+        raise
+
+
+def wrap_if_gpu(pipeline):
+    """A GpuDetectionPipeline over `pipeline`'s adapter/runner when the runner is GPU-capable,
+    else `pipeline` itself (for callers that already built a DetectionPipeline)."""
+    if not is_gpu_runner(getattr(pipeline, "runner", None)):
+        return pipeline
+    try:
+        return GpuDetectionPipeline(pipeline.adapter, pipeline.runner, pipeline.settings)
+    except Exception as exc:
+        LOG.warning("GPU pipeline unavailable (%s); keeping the CPU-side pipeline", exc)
+        return pipeline
