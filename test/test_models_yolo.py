@@ -158,3 +158,15 @@ def test_yolox_raw_rows_must_match_the_grid():
                            decoded=False, num_classes=2)
     with pytest.raises(ValueError, match="84"):
         adapter.decode([np.zeros((1, 50, 7), np.float32)], 0.3)
+
+
+def test_nothing_above_threshold_gives_empty_detections(constant_model):
+    raw, _, _, _ = yolox_raw_output()
+    cases = [(create_adapter("yolov8", input_size=SIZE), np.zeros((1, 7, N), np.float32)),
+             (create_adapter("yolov5", input_size=SIZE), yolov5_output(3 * N)),
+             (YoloXAdapter(create_adapter("yolox", input_size=SIZE).input_spec, decoded=False), raw),
+             (YoloXAdapter(create_adapter("yolox", input_size=SIZE).input_spec, decoded=True), raw)]
+    for adapter, out in cases:
+        dets = adapter.decode([out], 1.01)
+        assert dets.boxes.shape == (0, 4) and dets.boxes.dtype == np.float32
+        assert dets.scores.shape == (0,) and dets.class_ids.dtype == np.int32
