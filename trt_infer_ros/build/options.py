@@ -202,7 +202,10 @@ class BuildOptions:
         if unknown:
             raise BuildConfigError([(name, f"unknown parameter; known: {', '.join(PARAMETER_NAMES)}")
                                     for name in unknown])
-        return cls(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in values.items()})
+        # lists drop empty strings: ROS parameter files write "none" as [""] (an empty YAML
+        # list has no type)
+        return cls(**{k: ([x for x in v if x != ""] if isinstance(v, (list, tuple)) else v)
+                      for k, v in values.items()})
 
     def as_dict(self) -> dict:
         return asdict(self)

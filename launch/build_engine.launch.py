@@ -1,0 +1,54 @@
+"""Build a TensorRT engine offline with engine_builder_node, then exit with its status.
+
+  ros2 launch trt_infer_ros build_engine.launch.py onnx:=/path/model.onnx precision:=fp16
+  ros2 launch trt_infer_ros build_engine.launch.py onnx:=/path/model.onnx precision:=int8 \
+      calibration_images:=/data/calib dla_core:=0
+  ros2 launch trt_infer_ros build_engine.launch.py params_file:=/path/my_build.yaml
+
+Every parameter lives in params_file (default: the package's config/build.yaml); the launch
+arguments below override it only when given (non-empty).
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+OVERRIDES = {
+    "onnx": "ONNX model to build",
+    "engine": "engine output path (empty: derived in cache_dir)",
+    "cache_dir": "directory for derived engine paths",
+    "precision": "fp32, fp16, int8 or best",
+    "dla_core": "DLA core, -1 for the GPU",
+    "calibration_images": "directory of INT8 calibration images",
+    "calibration_bag": "rosbag2 with calibration images",
+    "calibration_topic": "image topic in calibration_bag",
+    "calibration_cache": "INT8 calibration cache file",
+    "timing_cache": "timing cache file (read and written back)",
+    "input_shape": "static input shape, e.g. 1x3x640x640",
+    "model_type": "adapter whose preprocessing calibration uses",
+}
+
+
+def _builder(context):
+    overrides = {}
+    for name in OVERRIDES:
+        value = LaunchConfiguration(name).perform(context)
+        if value != "":
+            overrides[name] = int(value) if name == "dla_core" else value
+    return [Node(package="trt_infer_ros", executable="engine_builder_node",
+                 name="engine_builder_node", output="screen",
+                 parameters=[LaunchConfiguration("params_file"), overrides],
+                 on_exit=Shutdown(reason="engine_builder_node finished"))]
+
+
+def generate_launch_description():
+    share = get_package_share_directory("trt_infer_ros")
+    args = [DeclareLaunchArgument("params_file",
+                                  default_value=os.path.join(share, "config", "build.yaml"),
+                                  description="engine_builder_node parameters")]
+    args += [DeclareLaunchArgument(name, default_value="", description=text)
+             for name, text in OVERRIDES.items()]
+    return LaunchDescription(args + [OpaqueFunction(function=_builder)])

@@ -1,0 +1,154 @@
+"""Build options: validation messages a new user can act on, the CLI and the ROS node."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fakes.fake_tensorrt import FakeTensorRT
+from test_build_builder import conv_graph
+
+from trt_infer_ros.build import cli
+from trt_infer_ros.build.options import (PARAMETERS, BuildConfigError, BuildOptions,
+                                         match_layer_precision, parse_layer_precisions,
+                                         parse_shape)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def problems(**kw):
+    return dict(BuildOptions(**kw).problems())
+
+
+def test_parse_shape_forms():
+    assert parse_shape("1x3x640x640") == (1, 3, 640, 640)
+    assert parse_shape("[1, 3, 480, 640]") == (1, 3, 480, 640)
+    with pytest.raises(ValueError):
+        parse_shape("1x0x3")
+    with pytest.raises(ValueError):
+        parse_shape("one")
+
+
+def test_layer_precision_entries():
+    overrides = parse_layer_precisions(["head/*=fp32", "head/conv*=fp16"])
+    assert match_layer_precision("head/conv2", overrides) == "fp16"     # last match wins
+    assert match_layer_precision("head/reshape", overrides) == "fp32"
+    assert match_layer_precision("backbone/conv", overrides) is None
+    with pytest.raises(ValueError, match="pattern=precision"):
+        parse_layer_precisions(["head"])
+    with pytest.raises(ValueError, match="precision must be one of"):
+        parse_layer_precisions(["head=bf16"])
+
+
+def test_a_new_user_with_nothing_is_told_to_give_an_onnx():
+    p = problems()
+    assert list(p) == ["onnx"] and "set onnx:=" in p["onnx"]
+
+
+def test_missing_onnx_file_is_named(tmp_path):
+    p = problems(onnx=str(tmp_path / "yolov8n.onnx"))
+    assert "file not found" in p["onnx"] and "yolov8n.onnx" in p["onnx"]
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    with pytest.raises(BuildConfigError) as err:
+        BuildOptions(onnx="", precision="int4", dla_core=-3, min_shape="1x3x64x64",
+                     calibration_images=str(tmp_path / "none"),
+                     layer_precisions=["bad"]).validate()
+    assert set(err.value.parameters) >= {"onnx", "precision", "dla_core", "opt_shape",
+                                         "calibration_images", "layer_precisions"}
+
+
+def test_int8_calibration_requirements(tmp_path):
+    onnx = conv_graph(tmp_path / "m.onnx")
+    assert "calibration_images" in problems(onnx=onnx, precision="int8")
+    assert "calibration_images" in problems(onnx=onnx, precision="best",
+                                            calibration_cache=str(tmp_path / "not_yet.cache"))
+    cache = tmp_path / "c.cache"
+    cache.write_text("TRT-8601-EntropyCalibration2\n")
+    assert problems(onnx=onnx, precision="int8", calibration_cache=str(cache)) == {}
+    assert BuildOptions(onnx=onnx, precision="int8").problems(model_has_qdq=True) == []
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no .jpg/.png/.bmp" in problems(onnx=onnx, precision="int8",
+                                           calibration_images=str(empty))["calibration_images"]
+
+
+def test_shape_profile_rules(tmp_path):
+    onnx = conv_graph(tmp_path / "m.onnx")
+    assert "min_shape" in problems(onnx=onnx, min_shape="1x3x640x640", opt_shape="1x3x320x320",
+                                   max_shape="1x3x640x640")
+    assert "opt_shape" in problems(onnx=onnx, min_shape="1x3x320x320", opt_shape="1x3x640x640",
+                                   max_shape="1x3x480x640")
+    assert "max_shape" in problems(onnx=onnx, min_shape="1x3x1x1", opt_shape="1x3x1x1")
+    assert "input_shape" in problems(onnx=onnx, input_shape="1x3x64x64", min_shape="1x3x64x64")
+    assert "min_shape" in problems(onnx=onnx, min_shape="1x3x64", opt_shape="1x3x64x64",
+                                   max_shape="1x3x64x64")
+
+
+def test_parameter_table_matches_the_options_fields():
+    fields = set(BuildOptions().as_dict())
+    assert {p.name for p in PARAMETERS} == fields
+    for p in PARAMETERS:
+        assert getattr(BuildOptions(), p.name) == p.default
+        assert p.description
+
+
+def test_unknown_parameter_is_refused():
+    with pytest.raises(BuildConfigError, match="unknown parameter"):
+        BuildOptions.from_mapping({"onnx_path": "x"})
+
+
+def test_ros_style_empty_lists_mean_none():
+    assert BuildOptions.from_mapping({"plugins": [""], "layer_precisions": [""]}).plugins == []
+
+
+def test_cli_options_and_params_file(tmp_path):
+    params = tmp_path / "build.yaml"
+    params.write_text("engine_builder_node:\n  ros__parameters:\n    precision: int8\n"
+                      "    dla_core: 1\n    plugins: ['']\n")
+    opts = cli.options_from_args(["--params-file", str(params), "--onnx", "m.onnx",
+                                  "--dla-core", "0", "--no-gpu-fallback",
+                                  "--layer_precisions", "a=fp32", "b=fp16"])
+    assert (opts.onnx, opts.precision, opts.dla_core, opts.gpu_fallback) == ("m.onnx", "int8",
+                                                                            0, False)
+    assert opts.layer_precisions == ["a=fp32", "b=fp16"] and opts.plugins == []
+
+
+def test_cli_build_with_the_fake_and_exit_statuses(tmp_path):
+    onnx = conv_graph(tmp_path / "m.onnx")
+    logs, errors = [], []
+    status = cli.run(BuildOptions(onnx=onnx, engine=str(tmp_path / "m.engine")), logs.append,
+                     errors.append, trt=FakeTensorRT("10.3.0"))
+    assert status == cli.EXIT_OK and not errors and (tmp_path / "m.engine.json").is_file()
+    status = cli.run(BuildOptions(onnx=onnx, dla_core=0), logs.append, errors.append,
+                     trt=FakeTensorRT("10.3.0"))
+    assert status == cli.EXIT_BAD_PARAMETERS and "dla_core" in errors[-1]
+    status = cli.run(BuildOptions(onnx=onnx, engine=str(tmp_path / "m.engine"),
+                                  on_mismatch="error"), logs.append, errors.append,
+                     trt=FakeTensorRT("8.6.1"))
+    assert status == cli.EXIT_MISMATCH and "tensorrt_version" in errors[-1]
+    status = cli.run(BuildOptions(onnx=onnx, engine=str(tmp_path / "x.engine")), logs.append,
+                     errors.append, trt=FakeTensorRT("10.3.0", fail_build=True))
+    assert status == cli.EXIT_BUILD_FAILED
+
+
+def test_cli_process_without_tensorrt_says_what_is_missing(tmp_path):
+    """As a new user would run it: a real process, no TensorRT on this machine."""
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here; this checks the message on machines without it")
+    except ImportError:
+        pass
+    onnx = conv_graph(tmp_path / "m.onnx")
+    proc = subprocess.run([sys.executable, "-m", "trt_infer_ros.build.cli", "--onnx", onnx],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == cli.EXIT_NO_TENSORRT
+    assert "TensorRT's Python module cannot be imported" in proc.stderr
+    assert "JetPack" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "trt_infer_ros.build.cli", "--precision",
+                           "int8"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == cli.EXIT_BAD_PARAMETERS
+    assert "onnx: no ONNX model given" in proc.stderr
+    assert "calibration_images" in proc.stderr

@@ -1,0 +1,93 @@
+"""engine_builder_node: ROS parameters in, a TensorRT engine + sidecar out, then exit.
+
+    ros2 run trt_infer_ros engine_builder_node --ros-args -p onnx:=model.onnx -p precision:=int8 \
+        -p calibration_images:=/data/calib -p dla_core:=0
+    ros2 launch trt_infer_ros build_engine.launch.py onnx:=model.onnx
+
+The same entry point is a plain command-line tool when given options instead of --ros-args
+(`engine_builder_node --onnx model.onnx --precision fp16`, see trt_infer_ros.build.cli).
+Parameters are declared from trt_infer_ros.build.options.PARAMETERS with type, range/choices
+and description. The process exits with 0 (built / up to date), 2 (bad parameters, each named
+with what to do), 3 (no TensorRT), 4 (existing engine mismatched, on_mismatch error) or 1.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+from trt_infer_ros.build import cli
+from trt_infer_ros.build.options import PARAMETERS, BuildConfigError, BuildOptions, ParamDef
+
+
+def _descriptor(p: ParamDef):
+    from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                    ParameterType)
+    types = {str: ParameterType.PARAMETER_STRING, int: ParameterType.PARAMETER_INTEGER,
+             float: ParameterType.PARAMETER_DOUBLE, bool: ParameterType.PARAMETER_BOOL,
+             list: ParameterType.PARAMETER_STRING_ARRAY}
+    d = ParameterDescriptor(description=p.description, type=types[p.type], read_only=True)
+    if p.int_range is not None:
+        d.integer_range = [IntegerRange(from_value=p.int_range[0], to_value=p.int_range[1],
+                                        step=1)]
+    if p.float_range is not None:
+        d.floating_point_range = [FloatingPointRange(from_value=float(p.float_range[0]),
+                                                     to_value=float(p.float_range[1]))]
+    if p.choices is not None:
+        d.additional_constraints = "one of: " + ", ".join(p.choices)
+    return d
+
+
+def declare_build_parameters(node) -> BuildOptions:
+    """Declare every build parameter on `node` and return the options they hold."""
+    from rclpy.parameter import Parameter
+    values = {}
+    for p in PARAMETERS:
+        default = Parameter.Type.STRING_ARRAY if p.type is list else p.default
+        value = node.declare_parameter(p.name, default, _descriptor(p)).value
+        values[p.name] = list(value) if p.type is list and value is not None else \
+            ([] if p.type is list else value)
+    return BuildOptions.from_mapping(values)
+
+
+def run_node(args: Optional[Sequence[str]] = None, trt=None) -> int:
+    import rclpy
+    from rclpy.exceptions import ParameterException
+    rclpy.init(args=args)
+    node = rclpy.create_node(cli.NODE_NAME)
+    logger = node.get_logger()
+    try:
+        try:
+            options = declare_build_parameters(node)
+        except (ParameterException, BuildConfigError) as exc:
+            logger.error(f"bad parameter: {exc}")
+            return cli.EXIT_BAD_PARAMETERS
+        status = cli.run(options, log=logger.info, error=logger.error, trt=trt)
+        (logger.info if status == cli.EXIT_OK else logger.error)(
+            f"engine_builder_node exits with status {status}")
+        return status
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _wants_ros(argv: Sequence[str]) -> bool:
+    if "--ros-args" in argv:
+        return True
+    if any(a.startswith("--") for a in argv):
+        return False
+    try:
+        import rclpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _wants_ros(argv):
+        return run_node(["engine_builder_node"] + argv)
+    return cli.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
