@@ -10,7 +10,8 @@ from trt_infer_ros.models.yolo import grid_size
 G = grid_size(320, 320)                       # 2100 anchor points at 320x320
 
 
-def declared_graph(tmp_path, out_shape, in_shape=(1, 3, 320, 320), in_type=TensorProto.FLOAT):
+def declared_graph(tmp_path, out_shape, in_shape=(1, 3, 320, 320), in_type=TensorProto.FLOAT,
+                   name="declared.onnx"):
     """A graph with the given declared input/output shapes (dims may be symbolic strings).
 
     Its output is a constant: the registry only reads the graph, it never runs it.
@@ -20,7 +21,7 @@ def declared_graph(tmp_path, out_shape, in_shape=(1, 3, 320, 320), in_type=Tenso
         [helper.make_node("Constant", [], ["output0"], value=const)], "g",
         [helper.make_tensor_value_info("images", in_type, list(in_shape))],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(out_shape))])
-    path = tmp_path / "declared.onnx"
+    path = tmp_path / name
     onnx.save(helper.make_model(graph), str(path))
     return str(path)
 
@@ -36,6 +37,15 @@ def declared_graph(tmp_path, out_shape, in_shape=(1, 3, 320, 320), in_type=Tenso
 ])
 def test_detect_model_type_by_output_shape(tmp_path, out_shape, family):
     assert detect_model_type(declared_graph(tmp_path, out_shape)) == family
+
+
+def test_dynamic_exports(tmp_path):
+    # Ultralytics' dynamic export: [batch, 84, anchors] from [batch, 3, height, width].
+    path = declared_graph(tmp_path, ("batch", 84, "anchors"), in_shape=("batch", 3, "h", "w"))
+    assert create_adapter("auto", declared_graph(tmp_path, (1, 7, "n"), name="b.onnx")).class_names == ["0", "1", "2"]
+    assert detect_model_type(path) == "yolov8"
+    adapter = create_adapter("auto", path, input_size=416)
+    assert adapter.input_spec.shape == (1, 3, 416, 416) and len(adapter.class_names) == 80
 
 
 def test_unknown_graph_gives_a_clear_error(tmp_path):

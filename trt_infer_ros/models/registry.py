@@ -92,16 +92,21 @@ def classify_graph(info: GraphInfo) -> str:
             len(info.output_shapes) >= 4 and any("num" in n for n in names)):
         return "end2end"
     out = info.output_shapes[0] if info.output_shapes else ()
-    if len(out) != 3 or out[1] is None or out[2] is None:
-        raise ValueError(f"output {info.output_names[:1]} has shape {out}; expected [1, A, B] "
-                         f"(or the four outputs of an NMS layer)")
+    if len(out) != 3 or (out[1] is None and out[2] is None):
+        raise ValueError(f"output {info.output_names[:1]} has shape {list(out)}; expected "
+                         f"[1, A, B] (or the four outputs of an NMS layer)")
     a, b = out[1], out[2]
+    if b is None:                      # dynamic anchor count: only [1, 4+nc, N] has N last
+        if a >= 5:
+            return "yolov8"
+        raise ValueError(f"output shape {list(out)} fits no known family")
     grids = _grid_counts(*info.input_hw)
-    if a < b and a >= 5 and (not grids or b in grids):
+    if a is not None and a < b and a >= 5 and (not grids or b in grids):
         return "yolov8"                                 # [1, 4+nc, N]
-    if b == 6 and (a not in grids and {x * 3 for x in grids}.isdisjoint({a})):
+    if b == 6 and (a is None and any("detection" in n for n in names) or
+                   a is not None and a not in grids | {x * 3 for x in grids}):
         return "centernet"                              # [1, N, 6] final boxes
-    if b >= 6 and grids:
+    if b >= 6 and grids and a is not None:
         if a in {x * 3 for x in grids}:
             return "yolov5"                             # 3 anchors per grid cell
         if a in grids:
@@ -173,7 +178,8 @@ def create_adapter(model_type: str, model_path: Optional[str] = None,
     out = info.output_shapes[0] if info and info.output_shapes else ()
     last = out[-1] if len(out) == 3 else None
     if kind == "yolov8":
-        nc = (out[1] - 4) if len(out) == 3 and out[1] and out[1] < (out[2] or 0) else None
+        channels_first = len(out) == 3 and out[1] and (out[2] is None or out[1] < out[2])
+        nc = out[1] - 4 if channels_first else None
         return YoloV8Adapter(yolo_input_spec(width, height, **spec_args), class_names, nc)
     if kind == "yolov5":
         return YoloV5Adapter(yolo_input_spec(width, height, **spec_args), class_names,
