@@ -140,6 +140,14 @@ def tensorrt_problems(options: BuildOptions, trt, builder, facts: ModelFacts,
         warnings.append(f"optimization_level {options.optimization_level} ignored: TensorRT {ver} "
                         "has no builder optimization level (from 8.6)")
     p.extend(profile_problems(options, facts))
+    calibrating = options.wants_int8 and not strongly and not facts.has_qdq
+    if calibrating and facts.inputs and options.has_calibration_data:
+        profile = options.shape_profile()
+        batch = profile.opt[0] if profile is not None else facts.inputs[0].shape[0]
+        if batch > 0 and options.calibration_batch != batch:
+            p.append(("calibration_batch", f"calibration batches must have the input's batch "
+                                           f"size {batch} (the profile's opt shape or the "
+                                           f"static ONNX input); set calibration_batch:={batch}"))
     return p
 
 
@@ -353,7 +361,9 @@ def attach_calibrator(pre: Preflight, config, profile, log: LogFn,
     trt, options, facts = pre.trt, pre.options, pre.facts
     spec = input_spec
     if spec is None and options.has_calibration_data:
-        spec = calibration.input_spec_for(options.model_type, options.onnx)
+        profile_opts = options.shape_profile()
+        spec = calibration.input_spec_for(options.model_type, options.onnx,
+                                          profile_opts.opt if profile_opts else None)
     meta = calibration_meta(options, facts, spec)
     cache_path = options.calibration_cache
     reuse, why = (False, "")

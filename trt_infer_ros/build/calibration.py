@@ -63,12 +63,15 @@ def default_preprocess():
     return preprocess
 
 
-def input_spec_for(model_type: str, onnx_path: str):
-    """The InputSpec of the adapter inference would use for this model."""
+def input_spec_for(model_type: str, onnx_path: str, opt_shape=None):
+    """The InputSpec of the adapter inference would use for this model (model_type empty:
+    detected from the graph); `opt_shape` fills dynamic height/width."""
     from trt_infer_ros.models import registry  # noqa: PLC0415
-    if not model_type:
-        model_type = registry.detect_model_type(onnx_path)
-    adapter = registry.create_adapter(model_type, onnx_path)
+    size = None
+    if opt_shape is not None and len(opt_shape) == 4:
+        nchw = opt_shape[1] in (1, 3) and opt_shape[3] not in (1, 3)
+        size = (opt_shape[3], opt_shape[2]) if nchw else (opt_shape[2], opt_shape[1])
+    adapter = registry.create_adapter(model_type or "auto", onnx_path, input_size=size)
     return adapter.input_spec
 
 
