@@ -91,6 +91,7 @@ def test_factory_named_and_auto(conv_model):
     assert auto.selection.startswith(f"auto chose {auto.name}")
     cpu = create_runner("auto", conv_model, device="CPU")
     assert (cpu.name, cpu.device) == ("onnxruntime", "CPU")   # faster than tinygrad on CPU
+    assert "tensorrt" not in cpu.selection                   # never asked to run on the CPU
     assert ("onnxruntime", "CPU") in available_backends()
     with pytest.raises(ValueError, match="unknown backend"):
         create_runner("openvino", conv_model)

@@ -74,9 +74,11 @@ def create_runner(backend: str, model_path: str, device: Optional[str] = None) -
         _note(runner, f"{backend} requested")
         return runner
     engine_file = Path(model_path).suffix.lower() in ENGINE_SUFFIXES
+    wanted = device.upper() if device else None
+    # TensorRT (d None) takes any accelerator it knows (GPU, DLA0, ...) but never the CPU.
     candidates = [(b, d) for b, d in AUTO_ORDER
                   if (not engine_file or b == "tensorrt")
-                  and (device is None or d is None or d == device.upper())]
+                  and (wanted is None or d == wanted or (d is None and wanted != "CPU"))]
     skipped = []
     for i, (name, dev) in enumerate(candidates):
         label = f"{name} {dev or device or ''}".strip()
