@@ -152,3 +152,26 @@ def test_default_centernet_model_on_photos(tinygrad_cuda):
     finally:
         gpu.close()
         cpu.close()
+
+
+def test_no_device_memory_growth_over_10000_frames(tinygrad_cuda, tmp_path, rng_seed):
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline
+
+    path = make_yolov8_shaped(tmp_path / "y.onnx", 64, 80, seed=2)
+    adapter = YoloV8Adapter(InputSpec(width=64, height=64), num_classes=80)
+    pipe = GpuDetectionPipeline(adapter, _runner(path), DetectionSettings(0.1, 0.5, 100))
+    rng = np.random.default_rng(rng_seed)
+    images = [rng.integers(0, 256, (48, 80, 3), dtype=np.uint8) for _ in range(4)]
+    try:
+        for im in images:
+            pipe(im, "bgr8")
+        pipe.context.synchronize()
+        free_before, _ = pipe.context.mem_info()
+        for i in range(10_000):
+            pipe(images[i % 4], "bgr8")
+        pipe.context.synchronize()
+        free_after, _ = pipe.context.mem_info()
+        assert free_after == free_before, f"{(free_before - free_after) / 2**20:.2f} MiB grew"
+        assert len(pipe._frames) == 1
+    finally:
+        pipe.close()

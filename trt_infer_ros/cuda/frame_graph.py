@@ -185,3 +185,4 @@ class FrameGraph:
         self.outputs_host = []
         self.staging.close()
         self.src_dev.close()
+        self.pre.close()

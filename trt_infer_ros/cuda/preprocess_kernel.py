@@ -1,12 +1,13 @@
 """GPU preprocessing: uint8 camera image -> network input tensor in one kernel.
 
 Covers bgr8, rgb8, bgra8, rgba8 and mono8 sources with any row step, letterbox or stretch with
-cv2's INTER_LINEAR conventions (half-pixel centres, clamped edges, the interpolated value
-rounded to uint8 as cv2 does for uint8 images), scale/mean/std, NCHW or NHWC, float32 or
-float16. Against `trt_infer_ros.pipeline.preprocess.preprocess` (cv2) the result differs by at
-most one uint8 step (times scale/std) on a small fraction of resized pixels: cv2 interpolates
-with 11-bit fixed-point weights, this kernel in float32. Unresized (same-size) inputs match
-exactly.
+cv2.resize INTER_LINEAR on uint8 reproduced (half-pixel centres, clamped edges, 11-bit
+fixed-point weights and the rounding of cv2's vectorised vertical pass), scale/mean/std, NCHW
+or NHWC, float32 or float16 (values through a 256-entry table per channel, computed like the
+CPU path's, so the value mapping is bit-identical). Against `trt_infer_ros.pipeline.preprocess.preprocess` (cv2):
+elements differ by at most one uint8 step (times scale/std), and only where cv2 takes its
+scalar tail path at the end of a row or its exact-2x INTER_AREA shortcut; everything else,
+and every unresized input, is bit-identical (test/gpu/test_gpu_preprocess.py measures it).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trt_infer_ros.cuda.buffers import DeviceBuffer
 from trt_infer_ros.cuda.context import CudaContext
 from trt_infer_ros.cuda.nvrtc import Module, kernel_source
 from trt_infer_ros.cuda.stream import Stream
@@ -24,6 +26,9 @@ CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
 _RGB_POSITION = {"bgr8": (2, 1, 0), "bgra8": (2, 1, 0), "rgb8": (0, 1, 2), "rgba8": (0, 1, 2),
                  "mono8": (0, 0, 0)}
 BLOCK = (32, 8, 1)
+# Vector width (bytes) of the cv2 build whose rounding is reproduced; 16 for the SSE/NEON
+# universal intrinsics of the opencv-python wheels. 0 would use cv2's scalar rounding everywhere.
+CV_SIMD_BYTES = 16
 
 
 class PreprocessArgs(ctypes.Structure):
@@ -33,10 +38,9 @@ class PreprocessArgs(ctypes.Structure):
                 ("nchw", ctypes.c_int32), ("fp16", ctypes.c_int32),
                 ("off_x", ctypes.c_int32), ("off_y", ctypes.c_int32),
                 ("new_w", ctypes.c_int32), ("new_h", ctypes.c_int32),
-                ("inv_scale_x", ctypes.c_float), ("inv_scale_y", ctypes.c_float),
+                ("scale_x", ctypes.c_double), ("scale_y", ctypes.c_double),
                 ("src_channel", ctypes.c_int32 * 3),
-                ("mul", ctypes.c_float * 3), ("add", ctypes.c_float * 3),
-                ("pad_out", ctypes.c_float * 3)]
+                ("pad_value", ctypes.c_int32), ("simd_bytes", ctypes.c_int32)]
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,14 @@ class SourceLayout:
 
 
 _modules: dict[int, Module] = {}
+
+
+def lookup_table(spec) -> np.ndarray:
+    """[3, 256] float32: uint8 value -> (value * scale - mean) / std per output channel, rounded
+    to the spec's dtype (float16 values are exact in float32), computed as the CPU path does."""
+    values = np.arange(256, dtype=np.float32)[None, :] * np.float32(spec.scale)
+    table = (values - np.asarray(spec.mean, np.float32)[:, None]) / np.asarray(spec.std, np.float32)[:, None]
+    return np.ascontiguousarray(table.astype(spec.dtype).astype(np.float32))
 
 
 def preprocess_module(context: CudaContext) -> Module:
@@ -95,17 +107,17 @@ class GpuPreprocessor:
         a.fp16 = 1 if spec.dtype == "float16" else 0
         a.new_w, a.new_h = new_size
         a.off_x, a.off_y = offset
-        a.inv_scale_x = np.float32(source.width / new_size[0])
-        a.inv_scale_y = np.float32(source.height / new_size[1])
+        # cv2: scale = 1 / (dst / src), in double
+        a.scale_x = 1.0 / (new_size[0] / source.width)
+        a.scale_y = 1.0 / (new_size[1] / source.height)
         rgb = _RGB_POSITION[source.encoding]
         order = rgb if spec.color == "RGB" else rgb[::-1]
-        mul = np.float32(spec.scale) / np.asarray(spec.std, np.float32)
-        sub = np.asarray(spec.mean, np.float32) / np.asarray(spec.std, np.float32)
         for c in range(3):
             a.src_channel[c] = order[c]
-            a.mul[c] = float(mul[c])
-            a.add[c] = float(-sub[c])
-            a.pad_out[c] = float(np.float32(np.float32(spec.pad_value) * mul[c]) - sub[c])
+        a.pad_value = int(spec.pad_value)
+        self.lut = DeviceBuffer(context, 3 * 256 * 4)
+        self.lut.upload(lookup_table(spec))
+        a.simd_bytes = CV_SIMD_BYTES
         self.args = a
         self.grid = ((spec.width + BLOCK[0] - 1) // BLOCK[0], (spec.height + BLOCK[1] - 1) // BLOCK[1], 1)
 
@@ -116,4 +128,7 @@ class GpuPreprocessor:
     def enqueue(self, src_ptr: int, dst_ptr: int, stream: Stream) -> None:
         """Read the source image at `src_ptr` (device), write the tensor at `dst_ptr`."""
         self.kernel.launch(self.grid, BLOCK, [ctypes.c_uint64(src_ptr), ctypes.c_uint64(dst_ptr),
-                                              self.args], stream)
+                                              ctypes.c_uint64(self.lut.ptr), self.args], stream)
+
+    def close(self) -> None:
+        self.lut.close()
