@@ -40,16 +40,16 @@ class ProgressState:
 
     def phase_start(self, phase_name: str, parent_phase: Optional[str], num_steps: int) -> None:
         with self._lock:
-            self._phases[phase_name] = (parent_phase or None, max(int(num_steps), 1), -1.0)
+            self._phases[phase_name] = (parent_phase or None, max(int(num_steps), 1), 0.0)
             self._log(f"[{self._elapsed()}] {self._path(phase_name)}: started ({num_steps} steps)")
 
     def step_complete(self, phase_name: str, step: int) -> bool:
         with self._lock:
-            parent, steps, last = self._phases.get(phase_name, (None, 1, -1.0))
+            parent, steps, last = self._phases.get(phase_name, (None, 1, 0.0))
             percent = 100.0 * (int(step) + 1) / steps
             if percent - last >= self._min_step or percent >= 100.0 and last < 100.0:
                 self._phases[phase_name] = (parent, steps, percent)
-                self._log(f"[{self._elapsed()}] {self._path(phase_name)}: {percent:.0f}% "
+                self._log(f"[{self._elapsed()}] {self._path(phase_name)}: {int(percent)}% "
                           f"({int(step) + 1}/{steps})")
         return not self.cancelled.is_set()
 
