@@ -184,12 +184,12 @@ def test_calibration_is_refused_on_tensorrt_11():
 
 def _cuda_or_skip():
     try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        pytest.skip("cuda-python is not installed here")
-    err, count = cudart.cudaGetDeviceCount()
-    if int(err) != 0 or count == 0:
-        pytest.skip("no CUDA device here")
+        from trt_infer_ros.cuda.context import cuda_unavailable_reason
+    except ImportError as exc:
+        pytest.skip(f"cuda-python is not installed here ({exc})")
+    reason = cuda_unavailable_reason()
+    if reason:
+        pytest.skip(f"no CUDA device here: {reason}")
 
 
 def test_calibrator_uploads_each_batch_to_device_memory(image_dir):

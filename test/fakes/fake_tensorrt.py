@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Optional
 
 ENGINE_TAG = "FAKE-TENSORRT-ENGINE"
 TIMING_TAG = b"FAKE-TIMING-CACHE:"
@@ -585,8 +584,4 @@ def fake_engine_bytes(inputs, outputs, version: str = "10.3.0") -> bytes:
                        "dla_layers": 0, "inputs": inputs, "outputs": outputs}).encode()
 
 
-def severity_names(fake: FakeTensorRT) -> list[str]:
-    return [s.name for s in fake.ILogger.Severity]
-
-
-__all__ = ["FakeTensorRT", "ENGINE_TAG", "fake_engine_bytes", "Optional"]
+__all__ = ["FakeTensorRT", "ENGINE_TAG", "fake_engine_bytes"]

@@ -6,7 +6,7 @@ implementing TensorRT's interfaces, and our own percentile calibration.
   InputSpec -- the same preprocessing inference uses -- stacked into float batches.
 - `create_calibrator(trt, ...)`: an instance of a subclass of `trt.IInt8EntropyCalibrator2`,
   `IInt8MinMaxCalibrator` or `IInt8LegacyCalibrator` whose `get_batch` copies each batch into
-  device memory allocated with cuda-python (`cuda.bindings.runtime`), and whose cache is read
+  device memory (trt_infer_ros.cuda buffers on cuda-python), and whose cache is read
   and written through calibration_cache (reused only when it matches).
 - `percentile_ranges(...)`: per-tensor |activation| percentiles computed with onnxruntime; the
   `percentile` algorithm hands them to TensorRT as a calibration cache.
@@ -120,54 +120,20 @@ class CalibrationBatches:
             raise ValueError("the calibration source yielded no images")
 
 
-# --- device memory (cuda-python, imported lazily) ------------------------------------------
+# --- device memory (the project's cuda/ layer on cuda-python, imported lazily) --------------
 
-def _cudart():
+def device_buffer(nbytes: int):
+    """A device buffer of `nbytes` in the primary context (the one TensorRT uses)."""
     try:
-        from cuda.bindings import runtime as cudart  # noqa: PLC0415
-    except ImportError:
-        try:
-            from cuda import cudart  # type: ignore[no-redef]  # cuda-python < 12.6 layout
-        except ImportError as exc:
-            raise RuntimeError("INT8 calibration needs cuda-python (`pip install cuda-python`) "
-                               "to put calibration batches in device memory") from exc
-    return cudart
-
-
-def _check(result, what: str):
-    err = result[0] if isinstance(result, tuple) else result
-    if int(err) != 0:
-        raise RuntimeError(f"{what} failed: CUDA error {int(err)} ({err})")
-    return result[1] if isinstance(result, tuple) and len(result) > 1 else None
-
-
-class DeviceBuffer:
-    """One cudaMalloc'd block that host arrays are copied into."""
-
-    def __init__(self, nbytes: int):
-        self._cudart = _cudart()
-        self.nbytes = int(nbytes)
-        self.ptr = int(_check(self._cudart.cudaMalloc(self.nbytes), "cudaMalloc"))
-
-    def upload(self, array: np.ndarray) -> int:
-        if array.nbytes != self.nbytes:
-            raise ValueError(f"batch has {array.nbytes} bytes, buffer {self.nbytes}")
-        array = np.ascontiguousarray(array)
-        _check(self._cudart.cudaMemcpy(self.ptr, array.ctypes.data, self.nbytes,
-                                       self._cudart.cudaMemcpyKind.cudaMemcpyHostToDevice),
-               "cudaMemcpy host->device")
-        return self.ptr
-
-    def download(self, out: np.ndarray) -> np.ndarray:
-        _check(self._cudart.cudaMemcpy(out.ctypes.data, self.ptr, self.nbytes,
-                                       self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost),
-               "cudaMemcpy device->host")
-        return out
-
-    def free(self) -> None:
-        if self.ptr:
-            _check(self._cudart.cudaFree(self.ptr), "cudaFree")
-            self.ptr = 0
+        from trt_infer_ros.cuda.buffers import DeviceBuffer  # noqa: PLC0415
+        from trt_infer_ros.cuda.context import CudaContext, cuda_unavailable_reason  # noqa: PLC0415
+    except ImportError as exc:
+        raise RuntimeError("INT8 calibration needs cuda-python (`pip install cuda-python`) to "
+                           f"put calibration batches in device memory ({exc})") from exc
+    reason = cuda_unavailable_reason()
+    if reason:
+        raise RuntimeError(f"INT8 calibration needs a CUDA device: {reason}")
+    return DeviceBuffer(CudaContext.primary(), nbytes)
 
 
 class CalibratorCore:
@@ -182,7 +148,7 @@ class CalibratorCore:
         self.reuse_cache = reuse_cache
         self.preset_cache = preset_cache
         self._iter: Optional[Iterator[np.ndarray]] = None
-        self._buffer: Optional[DeviceBuffer] = None
+        self._buffer = None               # trt_infer_ros.cuda.buffers.DeviceBuffer
         self.batches_served = 0
 
     @property
@@ -194,7 +160,7 @@ class CalibratorCore:
             return None
         if self._iter is None:
             self._iter = iter(self.batches)
-            self._buffer = DeviceBuffer(self.batches.nbytes)
+            self._buffer = device_buffer(self.batches.nbytes)
         try:
             batch = next(self._iter)
         except StopIteration:
@@ -203,7 +169,8 @@ class CalibratorCore:
         self.batches_served += 1
         if self.batches_served % 10 == 0:
             LOG.info("calibration: %d images", self.batches_served * self.batch_size)
-        return [self._buffer.upload(batch)] * max(len(names), 1)
+        self._buffer.upload(batch)
+        return [self._buffer.ptr] * max(len(names), 1)
 
     def read_cache(self) -> Optional[bytes]:
         if self.preset_cache is not None:
@@ -219,7 +186,7 @@ class CalibratorCore:
 
     def release(self) -> None:
         if self._buffer is not None:
-            self._buffer.free()
+            self._buffer.close()
             self._buffer = None
 
 
