@@ -14,7 +14,7 @@ struct PreprocessArgs {
     double scale_x, scale_y;          // source pixels per resized pixel: 1 / (new_w / src_w)
     int src_channel[3];               // source channel feeding output channel c
     int pad_value;                    // letterbox border, uint8 units (looked up like a pixel)
-    int simd_bytes;                   // cv2's vector width in bytes (16: SSE/NEON builds)
+    int area2x;                       // source exactly 2x the resized size: cv2 averages 2x2
 };
 
 __device__ __forceinline__ unsigned short f32_to_f16(float f) {
@@ -29,16 +29,20 @@ __device__ __forceinline__ void store(void* dst, long long idx, float v, int fp1
 }
 
 // cv2's INTER_LINEAR source coordinate and 11-bit fixed-point weights for one axis:
-// f = (d + 0.5) * (src/dst) - 0.5 in double, rounded to float; i = floor(f); edges clamp with
-// weight 0; weights round((1 - frac) * 2048) and round(frac * 2048).
-__device__ __forceinline__ void coord(int d, double scale, int size, int& i0, int& i1, int& w0, int& w1) {
+// f = (d + 0.5) * (src/dst) - 0.5 in double, rounded to float; i = floor(f); weights
+// round((1 - frac) * 2048) and round(frac * 2048). Columns clamp the coordinate at the edges
+// (weight 0); rows keep the unclamped weights and clamp the row index, as cv2 does.
+__device__ __forceinline__ void coord(int d, double scale, int size, bool clamp_weights,
+                                      int& i0, int& i1, int& w0, int& w1) {
     float f = (float)((d + 0.5) * scale - 0.5);
     int i = (int)floorf(f);
     float frac = f - (float)i;
-    if (i < 0) { i = 0; frac = 0.f; }
-    if (i >= size - 1) { i = size - 1; frac = 0.f; }
-    i0 = i;
-    i1 = min(i + 1, size - 1);
+    if (clamp_weights) {
+        if (i < 0) { i = 0; frac = 0.f; }
+        if (i >= size - 1) { i = size - 1; frac = 0.f; }
+    }
+    i0 = min(max(i, 0), size - 1);
+    i1 = min(max(i + 1, 0), size - 1);
     w0 = __float2int_rn((1.f - frac) * 2048.f);
     w1 = __float2int_rn(frac * 2048.f);
 }
@@ -54,14 +58,11 @@ extern "C" __global__ void preprocess(const unsigned char* __restrict__ src, voi
         out[0] = lut[a.pad_value]; out[1] = lut[256 + a.pad_value]; out[2] = lut[512 + a.pad_value];
     } else {
         int x0, x1, y0, y1, ax0, ax1, by0, by1;
-        coord(rx, a.scale_x, a.src_w, x0, x1, ax0, ax1);
-        coord(ry, a.scale_y, a.src_h, y0, y1, by0, by1);
-        // where cv2's vectorised vertical pass stops in this row (bytes of the resized row)
-        int row_bytes = a.new_w * a.src_channels, simd_end = 0;
-        if (a.simd_bytes > 0) {
-            int half = a.simd_bytes / 2;
-            simd_end = row_bytes >= a.simd_bytes ? (row_bytes / a.simd_bytes) * a.simd_bytes : 0;
-            while (simd_end < row_bytes - half) simd_end += half;
+        if (a.area2x) {
+            x0 = 2 * rx; x1 = x0 + 1; y0 = 2 * ry; y1 = y0 + 1;
+        } else {
+            coord(rx, a.scale_x, a.src_w, true, x0, x1, ax0, ax1);
+            coord(ry, a.scale_y, a.src_h, false, y0, y1, by0, by1);
         }
         const unsigned char* r0 = src + (long long)y0 * a.src_step;
         const unsigned char* r1 = src + (long long)y1 * a.src_step;
@@ -69,18 +70,19 @@ extern "C" __global__ void preprocess(const unsigned char* __restrict__ src, voi
         #pragma unroll
         for (int k = 0; k < 3; ++k) {
             int ch = a.src_channel[k];
-            // horizontal pass in integers, then cv2's SIMD vertical pass:
-            // ((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16), rounded by (t + 2) >> 2
-            int h0 = r0[x0 * c + ch] * ax0 + r0[x1 * c + ch] * ax1;
-            int h1 = r1[x0 * c + ch] * ax0 + r1[x1 * c + ch] * ax1;
+            int p00 = r0[x0 * c + ch], p01 = r0[x1 * c + ch];
+            int p10 = r1[x0 * c + ch], p11 = r1[x1 * c + ch];
             int v;
-            if (rx * c + ch < simd_end) {
+            if (a.area2x) {
+                v = (p00 + p01 + p10 + p11 + 2) >> 2;
+            } else {
+                // horizontal pass in integers, then cv2's vectorised vertical pass:
+                // ((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16), rounded by (t + 2) >> 2
+                int h0 = p00 * ax0 + p01 * ax1;
+                int h1 = p10 * ax0 + p11 * ax1;
                 int t = ((by0 * (h0 >> 4)) >> 16) + ((by1 * (h1 >> 4)) >> 16);
-                v = (t + 2) >> 2;
-            } else {   // the row's scalar tail
-                v = (by0 * h0 + by1 * h1 + (1 << 21)) >> 22;
+                v = min(max((t + 2) >> 2, 0), 255);
             }
-            v = min(max(v, 0), 255);
             out[k] = lut[k * 256 + v];
         }
     }
