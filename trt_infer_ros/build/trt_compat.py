@@ -25,11 +25,26 @@ def import_tensorrt():
     try:
         import tensorrt  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
-        raise TensorRTUnavailable(
-            f"TensorRT's Python module cannot be imported ({exc}). Engines are built on the "
-            "machine that runs them: on Jetson install JetPack (python3-libnvinfer), on x86 "
-            "`pip install tensorrt` from NVIDIA's index.") from exc
-    return tensorrt
+        problem = str(exc)
+    else:
+        # a directory named `tensorrt` on sys.path (test/tensorrt/) imports as an empty
+        # namespace package when the real module is absent: that is not TensorRT
+        if hasattr(tensorrt, "Builder"):
+            return tensorrt
+        problem = f"`tensorrt` resolves to {list(getattr(tensorrt, '__path__', []))}, not TensorRT"
+    raise TensorRTUnavailable(
+        f"TensorRT's Python module cannot be imported ({problem}). Engines are built on the "
+        "machine that runs them: on Jetson install JetPack (python3-libnvinfer), on x86 "
+        "`pip install tensorrt` from NVIDIA's index.")
+
+
+def tensorrt_unavailable_reason():
+    """None when TensorRT imports, else why not."""
+    try:
+        import_tensorrt()
+    except TensorRTUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def version(trt) -> tuple[int, int, int]:
