@@ -121,6 +121,18 @@ class GpuDecoder:
         self.k_candidates = module.kernel("decode_candidates")
         self.k_nms = module.kernel("sort_nms")
         n = layout.n_anchors
+        # sort in shared memory when all keys fit into what the device allows per block
+        # (minus the ~21 KB of kept boxes), else in global memory
+        from cuda.bindings import driver
+        from trt_infer_ros.cuda.errors import check
+        optin = int(check(driver.cuDeviceGetAttribute(
+            driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+            context.device)))
+        static = MAX_DET_CAP * (16 + 4 + 4)
+        want = 8 * _next_pow2(n)
+        self.shared_keys_bytes = want if want + static <= optin else 0
+        if self.shared_keys_bytes > 48 * 1024 - static:
+            self.k_nms.set_max_dynamic_shared(self.shared_keys_bytes)
         self.capacity = n
         self.out_layout = OutputLayout(n, layout.anchor_stride, layout.attr_stride,
                                        1 if np.dtype(output_dtype) == np.float16 else 0,
@@ -172,7 +184,8 @@ class GpuDecoder:
             ctypes.c_uint64(self.keys.ptr), ctypes.c_uint32(self.capacity),
             ctypes.c_uint64(self.boxes.ptr), ctypes.c_uint64(self.classes.ptr),
             ctypes.c_uint64(self.count.ptr), ctypes.c_uint64(self.params_dev.ptr),
-            ctypes.c_uint64(self.result_dev.ptr)], stream)
+            ctypes.c_uint64(self.result_dev.ptr), ctypes.c_uint32(self.shared_keys_bytes // 8)],
+            stream, shared_bytes=self.shared_keys_bytes)
         copy_async(self.result_host.ptr, self.result_dev.ptr, self.result_nbytes, stream)
 
     def poison_result(self) -> None:

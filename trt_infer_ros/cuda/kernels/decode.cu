@@ -13,7 +13,6 @@
 // Compiled with --fmad=false so the float arithmetic rounds like the numpy reference.
 
 #define MAX_DET_CAP 1024
-#define SHARED_SORT 2048
 
 struct DecodeParams {
     float score_thr, iou_thr;
@@ -112,20 +111,21 @@ __device__ __forceinline__ bool suppressed_by(float4 k, float ak, float4 b, floa
 extern "C" __global__ void sort_nms(unsigned long long* __restrict__ keys, unsigned int capacity,
                                     const float4* __restrict__ boxes, const int* __restrict__ classes,
                                     const unsigned int* __restrict__ count,
-                                    const DecodeParams* __restrict__ p, int* __restrict__ result) {
-    __shared__ unsigned long long skeys[SHARED_SORT];
+                                    const DecodeParams* __restrict__ p, int* __restrict__ result,
+                                    unsigned int shared_keys) {
+    // keys are sorted in dynamic shared memory when they fit (`shared_keys` entries), else in
+    // place in global memory
+    extern __shared__ unsigned long long skeys[];
     __shared__ float4 kept_box[MAX_DET_CAP];
     __shared__ float kept_area[MAX_DET_CAP];
     __shared__ int kept_cls[MAX_DET_CAP];
-    __shared__ int nkept;
 
     const int tid = threadIdx.x, nthreads = blockDim.x;
     unsigned int n = min(*count, capacity);
     unsigned int P = 1;
     while (P < n) P <<= 1;
-    unsigned long long* k = P <= SHARED_SORT ? skeys : keys;
+    unsigned long long* k = P <= shared_keys ? skeys : keys;
     for (unsigned int i = tid; i < P; i += nthreads) k[i] = i < n ? keys[i] : 0ull;
-    if (tid == 0) nkept = 0;
     __syncthreads();
     // bitonic sort, descending
     for (unsigned int size = 2; size <= P; size <<= 1) {
@@ -141,33 +141,52 @@ extern "C" __global__ void sort_nms(unsigned long long* __restrict__ keys, unsig
             __syncthreads();
         }
     }
+    // Greedy NMS in score order by one warp: each lane prefetches one of the next 32 candidates,
+    // then the warp walks them in order; lanes split the kept list for the suppression test.
+    if (tid >= 32) return;
+    const unsigned FULL = 0xffffffffu;
+    const int lane = tid;
     int max_det = min(max(p->max_det, 0), MAX_DET_CAP);
     float iou_thr = p->iou_thr;
     float* rows = reinterpret_cast<float*>(result + 4);
-    for (unsigned int r = 0; r < n; ++r) {
-        int kept_now = nkept;
-        if (kept_now >= max_det) break;
-        unsigned long long key = k[r];
-        unsigned int a = 0xffffffffu - (unsigned int)(key & 0xffffffffull);
-        float4 b = boxes[a];
-        int c = classes[a];
-        float ab = fmaxf(b.z - b.x, 0.f) * fmaxf(b.w - b.y, 0.f);
-        int sup = 0;
-        for (int j = tid; j < kept_now; j += nthreads)
-            if (kept_cls[j] == c && suppressed_by(kept_box[j], kept_area[j], b, ab, iou_thr)) sup = 1;
-        sup = __syncthreads_or(sup);
-        if (!sup && tid == 0) {
-            kept_box[kept_now] = b; kept_area[kept_now] = ab; kept_cls[kept_now] = c;
-            float* row = rows + kept_now * 6;
-            row[0] = fminf(fmaxf((b.x - p->pad_x) / p->scale_x, 0.f), p->src_w);
-            row[1] = fminf(fmaxf((b.y - p->pad_y) / p->scale_y, 0.f), p->src_h);
-            row[2] = fminf(fmaxf((b.z - p->pad_x) / p->scale_x, 0.f), p->src_w);
-            row[3] = fminf(fmaxf((b.w - p->pad_y) / p->scale_y, 0.f), p->src_h);
-            row[4] = from_orderable((unsigned int)(key >> 32));
-            row[5] = (float)c;
-            nkept = kept_now + 1;
+    int kept = 0;
+    for (unsigned int base = 0; base < n && kept < max_det; base += 32) {
+        unsigned int r = base + lane;
+        unsigned long long my_key = 0ull;
+        float4 my_box = make_float4(0.f, 0.f, 0.f, 0.f);
+        int my_cls = 0;
+        if (r < n) {
+            my_key = k[r];
+            unsigned int a = 0xffffffffu - (unsigned int)(my_key & 0xffffffffull);
+            my_box = boxes[a];
+            my_cls = classes[a];
         }
-        __syncthreads();
+        unsigned int m = min(32u, n - base);
+        for (unsigned int j = 0; j < m && kept < max_det; ++j) {
+            float4 b;
+            b.x = __shfl_sync(FULL, my_box.x, j); b.y = __shfl_sync(FULL, my_box.y, j);
+            b.z = __shfl_sync(FULL, my_box.z, j); b.w = __shfl_sync(FULL, my_box.w, j);
+            int c = __shfl_sync(FULL, my_cls, j);
+            unsigned long long key = __shfl_sync(FULL, my_key, j);
+            float ab = fmaxf(b.z - b.x, 0.f) * fmaxf(b.w - b.y, 0.f);
+            int sup = 0;
+            for (int i = lane; i < kept; i += 32)
+                if (kept_cls[i] == c && suppressed_by(kept_box[i], kept_area[i], b, ab, iou_thr)) sup = 1;
+            if (!__any_sync(FULL, sup)) {
+                if (lane == 0) {
+                    kept_box[kept] = b; kept_area[kept] = ab; kept_cls[kept] = c;
+                    float* row = rows + kept * 6;
+                    row[0] = fminf(fmaxf((b.x - p->pad_x) / p->scale_x, 0.f), p->src_w);
+                    row[1] = fminf(fmaxf((b.y - p->pad_y) / p->scale_y, 0.f), p->src_h);
+                    row[2] = fminf(fmaxf((b.z - p->pad_x) / p->scale_x, 0.f), p->src_w);
+                    row[3] = fminf(fmaxf((b.w - p->pad_y) / p->scale_y, 0.f), p->src_h);
+                    row[4] = from_orderable((unsigned int)(key >> 32));
+                    row[5] = (float)c;
+                }
+                ++kept;
+                __syncwarp();
+            }
+        }
     }
-    if (tid == 0) { result[0] = nkept; result[1] = (int)n; result[2] = (int)*count; result[3] = 0; }
+    if (lane == 0) { result[0] = kept; result[1] = (int)n; result[2] = (int)*count; result[3] = 0; }
 }
