@@ -36,7 +36,6 @@ class PreprocessArgs(ctypes.Structure):
                 ("nchw", ctypes.c_int32), ("fp16", ctypes.c_int32),
                 ("off_x", ctypes.c_int32), ("off_y", ctypes.c_int32),
                 ("new_w", ctypes.c_int32), ("new_h", ctypes.c_int32),
-                ("scale_x", ctypes.c_double), ("scale_y", ctypes.c_double),
                 ("src_channel", ctypes.c_int32 * 3),
                 ("pad_value", ctypes.c_int32), ("area2x", ctypes.c_int32)]
 
@@ -60,6 +59,35 @@ class SourceLayout:
 
 
 _modules: dict[int, Module] = {}
+
+
+def resize_table(dst: int, src: int, columns: bool, stride: int, area2x: bool) -> np.ndarray:
+    """[dst, 4] int32: (offset of sample 0, offset of sample 1, weight 0, weight 1) per output
+    column or row, as cv2.resize INTER_LINEAR computes them for uint8: f = (d+0.5)*src/dst-0.5
+    (double, then float), floor, 11-bit weights rounded half-to-even; columns clamp at the edges
+    with weight 0, rows keep the weights and clamp the row index. `stride`: bytes per pixel
+    (columns) or per row (rows). With `area2x` (source exactly twice the size) cv2 averages
+    2x2 blocks instead: samples 2d and 2d+1."""
+    d = np.arange(dst)
+    if area2x:
+        i0, i1 = 2 * d, 2 * d + 1
+        w0 = w1 = np.full(dst, 1024)
+    else:
+        scale = 1.0 / (dst / src)
+        f = ((d + 0.5) * scale - 0.5).astype(np.float32)
+        i = np.floor(f).astype(np.int64)
+        frac = (f - i.astype(np.float32)).astype(np.float32)
+        if columns:
+            low, high = i < 0, i >= src - 1
+            i[low], frac[low] = 0, 0
+            i[high], frac[high] = src - 1, 0
+        i0, i1 = np.clip(i, 0, src - 1), np.clip(i + 1, 0, src - 1)
+        w0 = np.rint((np.float32(1) - frac) * np.float32(2048))
+        w1 = np.rint(frac * np.float32(2048))
+    table = np.stack([i0 * stride, i1 * stride, w0, w1], axis=1).astype(np.int64)
+    if table[:, :2].max(initial=0) >= 2**31:
+        raise ValueError("source image too large for 32-bit offsets")
+    return np.ascontiguousarray(table.astype(np.int32))
 
 
 def lookup_table(spec) -> np.ndarray:
@@ -105,9 +133,6 @@ class GpuPreprocessor:
         a.fp16 = 1 if spec.dtype == "float16" else 0
         a.new_w, a.new_h = new_size
         a.off_x, a.off_y = offset
-        # cv2: scale = 1 / (dst / src), in double
-        a.scale_x = 1.0 / (new_size[0] / source.width)
-        a.scale_y = 1.0 / (new_size[1] / source.height)
         rgb = _RGB_POSITION[source.encoding]
         order = rgb if spec.color == "RGB" else rgb[::-1]
         for c in range(3):
@@ -116,6 +141,12 @@ class GpuPreprocessor:
         self.lut = DeviceBuffer(context, 3 * 256 * 4)
         self.lut.upload(lookup_table(spec))
         a.area2x = int(source.width == 2 * new_size[0] and source.height == 2 * new_size[1])
+        xt = resize_table(new_size[0], source.width, True, source.channels, bool(a.area2x))
+        yt = resize_table(new_size[1], source.height, False, source.step, bool(a.area2x))
+        self.xtab = DeviceBuffer(context, xt.nbytes)
+        self.xtab.upload(xt)
+        self.ytab = DeviceBuffer(context, yt.nbytes)
+        self.ytab.upload(yt)
         self.args = a
         self.grid = ((spec.width + BLOCK[0] - 1) // BLOCK[0], (spec.height + BLOCK[1] - 1) // BLOCK[1], 1)
 
@@ -126,7 +157,10 @@ class GpuPreprocessor:
     def enqueue(self, src_ptr: int, dst_ptr: int, stream: Stream) -> None:
         """Read the source image at `src_ptr` (device), write the tensor at `dst_ptr`."""
         self.kernel.launch(self.grid, BLOCK, [ctypes.c_uint64(src_ptr), ctypes.c_uint64(dst_ptr),
-                                              ctypes.c_uint64(self.lut.ptr), self.args], stream)
+                                              ctypes.c_uint64(self.lut.ptr),
+                                              ctypes.c_uint64(self.xtab.ptr),
+                                              ctypes.c_uint64(self.ytab.ptr), self.args], stream)
 
     def close(self) -> None:
-        self.lut.close()
+        for buf in (self.lut, self.xtab, self.ytab):
+            buf.close()
