@@ -84,7 +84,8 @@ def make_build_logger(trt, log: LogFn, verbose: bool = False):
 
         def log(self, level, msg):
             msg = str(msg)
-            self.lines.append(msg)
+            if level != severity.VERBOSE:          # verbose lines are many; none is parsed
+                self.lines.append(msg)
             if level in (severity.INTERNAL_ERROR, severity.ERROR):
                 self.errors.append(msg)
                 log(f"TensorRT error: {msg}")

@@ -11,6 +11,7 @@ The TensorRT runners (CUDA graphs, DLA) load through `load_engine` and use `Load
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -129,9 +130,8 @@ def load_engine(engine_path: str, *, trt=None, logger=None, device: Optional[Dev
             raise
         say(f"{exc}\nrebuilding because on_mismatch is 'rebuild'")
         from trt_infer_ros.build.builder import build_engine  # noqa: PLC0415 - avoids a cycle
-        rebuild.engine = engine_path
-        rebuild.force = True
-        build_engine(rebuild, trt=trt, device=device, log=say)
+        build_engine(dataclasses.replace(rebuild, engine=engine_path, force=True), trt=trt,
+                     device=device, log=say)
         recorded = check_engine(engine_path, trt_version=trt_version, device=device,
                                 onnx_path=onnx_path, dla_core=dla_core,
                                 build_settings=None)
