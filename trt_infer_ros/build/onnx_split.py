@@ -25,7 +25,7 @@ TRUNK_OPS = frozenset({
     "HardSigmoid", "HardSwish", "Tanh", "Clip", "Mul", "Add", "Sub", "Div", "Max", "Min",
     "MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Resize", "Upsample", "Pad",
     "Identity", "Dropout", "Elu", "Selu", "Softplus", "Mish", "Neg", "Abs", "Sqrt", "Pow",
-    "InstanceNormalization", "LRN",
+    "InstanceNormalization", "LRN", "ReduceMean", "ReduceMax", "GlobalMaxPool",
 })
 # Layout ops allowed only right at the input (an NHWC model transposes its input first).
 INPUT_ADAPTER_OPS = frozenset({"Transpose", "Cast", "Reshape", "Unsqueeze"})
