@@ -137,3 +137,62 @@ def test_centernet_split_matches_the_whole_model_on_real_photos():
         rgb = cv2.cvtColor(cv2.resize(image, (512, 512)), cv2.COLOR_BGR2RGB)
         x = np.ascontiguousarray(rgb[None], np.float32)
         split_equals_whole(str(DEFAULT_MODEL), x, suggestion.tensors, atol=1e-3)
+
+
+def centernet_like(path) -> str:
+    """CenterNet-style graph as tf2onnx writes it: NHWC input transposed, conv trunk with a
+    squeeze-excite block and an upsampling neck, heatmap/size heads, then the decode part
+    (3x3 max-pool peak test, flatten, top-k)."""
+    rng = np.random.default_rng(4)
+    nodes, inits = [], {}
+
+    def conv(name, x, cin, cout, k=3, stride=1, act="Relu"):
+        inits[f"{name}.w"] = (rng.normal(size=(cout, cin, k, k)) * 0.2).astype(np.float32)
+        inits[f"{name}.b"] = (rng.normal(size=cout) * 0.1).astype(np.float32)
+        nodes.append(helper.make_node("Conv", [x, f"{name}.w", f"{name}.b"], [f"{name}.c"],
+                                      name=name, strides=[stride] * 2, pads=[k // 2] * 4))
+        if act is None:
+            return f"{name}.c"
+        nodes.append(helper.make_node(act, [f"{name}.c"], [f"{name}.a"], name=f"{name}/{act}"))
+        return f"{name}.a"
+
+    nodes.append(helper.make_node("Transpose", ["image"], ["nchw"], name="to_nchw",
+                                  perm=[0, 3, 1, 2]))
+    x = conv("stem", "nchw", 3, 8, stride=2)
+    x = conv("block1", x, 8, 16, stride=2)
+    nodes += [helper.make_node("ReduceMean", [x], ["se.mean"], name="se/mean", axes=[2, 3],
+                               keepdims=1)]
+    s = conv("se.fc", "se.mean", 16, 16, k=1, act="Sigmoid")
+    nodes.append(helper.make_node("Mul", [x, s], ["se.out"], name="se/scale"))
+    inits["scales"] = np.array([1, 1, 2, 2], np.float32)
+    nodes.append(helper.make_node("Resize", ["se.out", "", "scales"], ["up"], name="neck/up",
+                                  mode="nearest"))
+    heat = conv("head.heat", "up", 16, 4, act="Sigmoid")
+    size = conv("head.size", "up", 16, 2, act=None)
+    inits["flat"] = np.array([1, -1], np.int64)
+    inits["k"] = np.array([5], np.int64)
+    nodes += [
+        helper.make_node("MaxPool", [heat], ["peak"], name="decode/maxpool", kernel_shape=[3, 3],
+                         pads=[1] * 4, strides=[1, 1]),
+        helper.make_node("Equal", [heat, "peak"], ["is_peak"], name="decode/equal"),
+        helper.make_node("Cast", ["is_peak"], ["is_peak_f"], name="decode/cast", to=1),
+        helper.make_node("Mul", [heat, "is_peak_f"], ["peaks"], name="decode/mul"),
+        helper.make_node("Reshape", ["peaks", "flat"], ["flat_peaks"], name="decode/reshape"),
+        helper.make_node("TopK", ["flat_peaks", "k"], ["scores", "indices"], name="decode/topk"),
+        helper.make_node("Reshape", [size, "flat"], ["sizes"], name="decode/sizes"),
+    ]
+    return save_graph(path, nodes, [("image", [1, 64, 64, 3], np.float32)],
+                      [("scores", [1, 5], np.float32), ("indices", [1, 5], np.int64),
+                       ("sizes", [1, 512], np.float32)], inits)
+
+
+def test_centernet_like_cut_is_at_the_head_outputs_and_split_matches(tmp_path):
+    path = centernet_like(tmp_path / "centernet.onnx")
+    s = suggest_cut(path)
+    # the 3x3 max-pool of the peak test is DLA work too, so it stays in the backbone
+    assert sorted(s.tensors) == ["head.heat.a", "head.size.c", "peak"]
+    assert "TopK" in s.reason and "Equal" in s.reason
+    x = np.random.default_rng(9).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    result = split_equals_whole(path, x, s.tensors)
+    assert "Transpose" in {n.op_type for n in result.backbone.graph.node}
+    assert "ReduceMean" in {n.op_type for n in result.backbone.graph.node}
