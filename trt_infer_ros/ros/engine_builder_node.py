@@ -85,6 +85,13 @@ def _wants_ros(argv: Sequence[str]) -> bool:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if _wants_ros(argv):
+        try:
+            import rclpy  # noqa: F401
+        except ImportError as exc:
+            print(f"ERROR: --ros-args given but rclpy cannot be imported ({exc}); source your ROS "
+                  "setup, or pass the options as --onnx ... --precision ... instead",
+                  file=sys.stderr)
+            return cli.EXIT_BAD_PARAMETERS
         return run_node(["engine_builder_node"] + argv)
     return cli.main(argv)
 
