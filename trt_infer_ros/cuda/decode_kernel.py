@@ -27,6 +27,7 @@ from trt_infer_ros.cuda.stream import Stream
 MAX_DET_CAP = 1024
 MAX_CLASSES_FILTERED = 1024
 NMS_THREADS = 1024
+CLASS_SLICES = 8          # decode_candidates: threads per anchor scanning the classes
 HEADER_INTS = 4
 ROW_FLOATS = 6
 
@@ -176,7 +177,7 @@ class GpuDecoder:
         copy_async(self.params_dev.ptr, self.params_host.ptr, ctypes.sizeof(DecodeParams), stream)
         memset_u32_async(self.count.ptr, 0, 1, stream)
         n = self.layout.n_anchors
-        self.k_candidates.launch(((n + 255) // 256, 1, 1), (256, 1, 1), [
+        self.k_candidates.launch(((n + 31) // 32, 1, 1), (32, CLASS_SLICES, 1), [
             ctypes.c_uint64(output_ptr), self.out_layout, ctypes.c_uint64(self.params_dev.ptr),
             ctypes.c_uint64(self.keys.ptr), ctypes.c_uint64(self.boxes.ptr),
             ctypes.c_uint64(self.classes.ptr), ctypes.c_uint64(self.count.ptr)], stream)

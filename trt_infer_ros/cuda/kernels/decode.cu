@@ -51,34 +51,60 @@ __device__ __forceinline__ float from_orderable(unsigned int u) {
     return __uint_as_float(b);
 }
 
+#define CLASS_SLICES 8
+
+// Block (32, CLASS_SLICES): threadIdx.x picks the anchor, threadIdx.y a slice of the classes
+// (c = y, y + 8, ...), so a warp reads 32 neighbouring anchors of one class at a time and the
+// class scan runs 8-wide; the slices' best scores meet in shared memory.
 extern "C" __global__ void decode_candidates(const void* __restrict__ out, OutputLayout L,
                                              const DecodeParams* __restrict__ p,
                                              unsigned long long* __restrict__ keys,
                                              float4* __restrict__ boxes, int* __restrict__ classes,
                                              unsigned int* __restrict__ count) {
-    int a = blockIdx.x * blockDim.x + threadIdx.x;
-    if (a >= L.n_anchors) return;
-    long long base = (long long)a * L.anchor_stride;
-    long long s = L.attr_stride;
-    float thr = p->score_thr;
+    __shared__ float best_v[CLASS_SLICES][32];
+    __shared__ int best_c[CLASS_SLICES][32];
+    const int lane = threadIdx.x, slice = threadIdx.y;
+    const int a = blockIdx.x * 32 + lane;
+    const bool valid = a < L.n_anchors;
+    const long long base = (long long)a * L.anchor_stride;
+    const long long s = L.attr_stride;
+    const float thr = p->score_thr;
+    float obj = 1.f;
+    bool alive = valid;
+    if (alive && L.class_col < 0 && L.obj_index >= 0) {
+        obj = ld(out, base + L.obj_index * s, L.fp16);
+        alive = obj >= thr;
+    }
+    if (alive && L.class_col < 0) {
+        float bv = __int_as_float(0xff800000);   // -inf
+        int bc = -1;
+        for (int c = slice; c < L.n_classes; c += CLASS_SLICES) {
+            float v = ld(out, base + (L.cls_start + c) * s, L.fp16);
+            if (v != v) { bv = v; bc = c; break; }  // NaN: numpy's max is NaN, fails the threshold
+            if (v > bv || bc < 0) { bv = v; bc = c; }
+        }
+        best_v[slice][lane] = bv;
+        best_c[slice][lane] = bc;
+    }
+    __syncthreads();
+    if (slice != 0 || !alive) return;
     float score;
     int cls;
     if (L.class_col >= 0) {
         score = ld(out, base + L.cls_start * s, L.fp16);
         cls = (int)rintf(ld(out, base + L.class_col * s, L.fp16));
     } else {
-        float obj = 1.f;
-        if (L.obj_index >= 0) {
-            obj = ld(out, base + L.obj_index * s, L.fp16);
-            if (!(obj >= thr)) return;
+        // first maximum over all classes: larger score wins, equal scores keep the lower class
+        float bv = best_v[0][lane];
+        int bc = best_c[0][lane];
+        for (int k = 1; k < CLASS_SLICES && k < L.n_classes; ++k) {
+            float v = best_v[k][lane];
+            int c = best_c[k][lane];
+            if (v != v || bv != bv) { bv = bv != bv ? bv : v; continue; }
+            if (v > bv || (v == bv && c < bc)) { bv = v; bc = c; }
         }
-        float best = ld(out, base + L.cls_start * s, L.fp16);
-        cls = 0;
-        for (int c = 1; c < L.n_classes; ++c) {
-            float v = ld(out, base + (L.cls_start + c) * s, L.fp16);
-            if (v > best) { best = v; cls = c; }
-        }
-        score = L.obj_index >= 0 ? best * obj : best;
+        cls = bc;
+        score = L.obj_index >= 0 ? bv * obj : bv;
     }
     if (!(score >= thr)) return;
     if (p->use_class_mask) {
@@ -141,8 +167,9 @@ extern "C" __global__ void sort_nms(unsigned long long* __restrict__ keys, unsig
             __syncthreads();
         }
     }
-    // Greedy NMS in score order by one warp: each lane prefetches one of the next 32 candidates,
-    // then the warp walks them in order; lanes split the kept list for the suppression test.
+    // Greedy NMS in score order by one warp, 32 candidates at a time: each lane takes one
+    // candidate and tests it against everything kept so far; then the warp walks the 32 in
+    // order, keeping the first survivor and letting it suppress the later lanes' candidates.
     if (tid >= 32) return;
     const unsigned FULL = 0xffffffffu;
     const int lane = tid;
@@ -155,37 +182,42 @@ extern "C" __global__ void sort_nms(unsigned long long* __restrict__ keys, unsig
         unsigned long long my_key = 0ull;
         float4 my_box = make_float4(0.f, 0.f, 0.f, 0.f);
         int my_cls = 0;
-        if (r < n) {
+        bool sup = r >= n;
+        if (!sup) {
             my_key = k[r];
             unsigned int a = 0xffffffffu - (unsigned int)(my_key & 0xffffffffull);
             my_box = boxes[a];
             my_cls = classes[a];
         }
+        float my_area = fmaxf(my_box.z - my_box.x, 0.f) * fmaxf(my_box.w - my_box.y, 0.f);
+        for (int i = 0; i < kept && !sup; ++i)
+            if (kept_cls[i] == my_cls && suppressed_by(kept_box[i], kept_area[i], my_box, my_area, iou_thr))
+                sup = true;
         unsigned int m = min(32u, n - base);
         for (unsigned int j = 0; j < m && kept < max_det; ++j) {
+            unsigned int alive = __ballot_sync(FULL, !sup);
+            if (!((alive >> j) & 1u)) continue;
             float4 b;
             b.x = __shfl_sync(FULL, my_box.x, j); b.y = __shfl_sync(FULL, my_box.y, j);
             b.z = __shfl_sync(FULL, my_box.z, j); b.w = __shfl_sync(FULL, my_box.w, j);
             int c = __shfl_sync(FULL, my_cls, j);
+            float ab = __shfl_sync(FULL, my_area, j);
             unsigned long long key = __shfl_sync(FULL, my_key, j);
-            float ab = fmaxf(b.z - b.x, 0.f) * fmaxf(b.w - b.y, 0.f);
-            int sup = 0;
-            for (int i = lane; i < kept; i += 32)
-                if (kept_cls[i] == c && suppressed_by(kept_box[i], kept_area[i], b, ab, iou_thr)) sup = 1;
-            if (!__any_sync(FULL, sup)) {
-                if (lane == 0) {
-                    kept_box[kept] = b; kept_area[kept] = ab; kept_cls[kept] = c;
-                    float* row = rows + kept * 6;
-                    row[0] = fminf(fmaxf((b.x - p->pad_x) / p->scale_x, 0.f), p->src_w);
-                    row[1] = fminf(fmaxf((b.y - p->pad_y) / p->scale_y, 0.f), p->src_h);
-                    row[2] = fminf(fmaxf((b.z - p->pad_x) / p->scale_x, 0.f), p->src_w);
-                    row[3] = fminf(fmaxf((b.w - p->pad_y) / p->scale_y, 0.f), p->src_h);
-                    row[4] = from_orderable((unsigned int)(key >> 32));
-                    row[5] = (float)c;
-                }
-                ++kept;
-                __syncwarp();
+            if (lane == 0) {
+                kept_box[kept] = b; kept_area[kept] = ab; kept_cls[kept] = c;
+                float* row = rows + kept * 6;
+                row[0] = fminf(fmaxf((b.x - p->pad_x) / p->scale_x, 0.f), p->src_w);
+                row[1] = fminf(fmaxf((b.y - p->pad_y) / p->scale_y, 0.f), p->src_h);
+                row[2] = fminf(fmaxf((b.z - p->pad_x) / p->scale_x, 0.f), p->src_w);
+                row[3] = fminf(fmaxf((b.w - p->pad_y) / p->scale_y, 0.f), p->src_h);
+                row[4] = from_orderable((unsigned int)(key >> 32));
+                row[5] = (float)c;
             }
+            ++kept;
+            if ((unsigned int)lane > j && !sup && my_cls == c &&
+                suppressed_by(b, ab, my_box, my_area, iou_thr))
+                sup = true;
+            __syncwarp();
         }
     }
     if (lane == 0) { result[0] = kept; result[1] = (int)n; result[2] = (int)*count; result[3] = 0; }
