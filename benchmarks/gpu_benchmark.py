@@ -186,6 +186,47 @@ def bench_decode(ctx, stream) -> None:
         row(f"decode+NMS yolov8 [1,84,8400] thr {thr} ({got[3]} cand., {len(got[1])} kept)",
             f"GPU {g_host:6.3f} ms host ({g_dev:6.3f} ms GPU)  numpy {c_host:7.2f} ms  "
             f"x{c_host / g_host:5.1f}")
+    # where the GPU time goes (eager, events between the stages)
+    import ctypes
+
+    from trt_infer_ros.cuda.buffers import copy_async, memset_u32_async
+    from trt_infer_ros.cuda.decode_kernel import CLASS_SLICES, NMS_THREADS, DecodeParams
+    ev = [Event(ctx) for _ in range(6)]
+    n = dec.layout.n_anchors
+    stages = [
+        ("params H2D", lambda: copy_async(dec.params_dev.ptr, dec.params_host.ptr,
+                                          ctypes.sizeof(DecodeParams), stream)),
+        ("count reset", lambda: memset_u32_async(dec.count.ptr, 0, 1, stream)),
+        ("decode_candidates", lambda: dec.k_candidates.launch(
+            ((n + 31) // 32, 1, 1), (32, CLASS_SLICES, 1),
+            [ctypes.c_uint64(dev.ptr), dec.out_layout, ctypes.c_uint64(dec.params_dev.ptr),
+             ctypes.c_uint64(dec.keys.ptr), ctypes.c_uint64(dec.boxes.ptr),
+             ctypes.c_uint64(dec.classes.ptr), ctypes.c_uint64(dec.count.ptr)], stream)),
+        ("sort_nms", lambda: dec.k_nms.launch(
+            (1, 1, 1), (NMS_THREADS, 1, 1),
+            [ctypes.c_uint64(dec.keys.ptr), ctypes.c_uint32(dec.capacity),
+             ctypes.c_uint64(dec.boxes.ptr), ctypes.c_uint64(dec.classes.ptr),
+             ctypes.c_uint64(dec.count.ptr), ctypes.c_uint64(dec.params_dev.ptr),
+             ctypes.c_uint64(dec.result_dev.ptr), ctypes.c_uint32(dec.shared_keys_bytes // 8)],
+            stream, shared_bytes=dec.shared_keys_bytes)),
+        ("result D2H", lambda: copy_async(dec.result_host.ptr, dec.result_dev.ptr,
+                                          dec.result_nbytes, stream)),
+    ]
+    for thr in (0.25, 0.05):
+        dec.set_params(thr, 0.45, 100, None, (0.5, 0.5, 0.0, 140.0, 1280, 720))
+        samples = {name: [] for name, _ in stages}
+        for _ in range(30):
+            ev[0].record(stream)
+            for i, (name, fn) in enumerate(stages):
+                fn()
+                ev[i + 1].record(stream)
+            ev[-1].synchronize()
+            for i, (name, _) in enumerate(stages):
+                samples[name].append(ev[i].elapsed_ms(ev[i + 1]) * 1e3)
+        parts = "  ".join(f"{k} {statistics.median(v):.1f}" for k, v in samples.items())
+        RESULTS.setdefault("decode_stages_us", {})[str(thr)] = {
+            k: statistics.median(v) for k, v in samples.items()}
+        row(f"decode stages thr {thr} (us, eager)", parts)
     exe.close()
     graph.close()
     dec.close()
