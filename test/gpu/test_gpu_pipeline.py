@@ -175,3 +175,54 @@ def test_no_device_memory_growth_over_10000_frames(tinygrad_cuda, tmp_path, rng_
         assert len(pipe._frames) == 1
     finally:
         pipe.close()
+
+
+def test_frames_from_other_threads(tinygrad_cuda, tmp_path, rng_seed):
+    """ROS executors call the pipeline from worker threads: contexts must follow."""
+    import threading
+
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline
+
+    path = make_yolov8_shaped(tmp_path / "y.onnx", 64, 80, seed=3)
+    adapter = YoloV8Adapter(InputSpec(width=64, height=64), num_classes=80)
+    pipe = GpuDetectionPipeline(adapter, _runner(path), DetectionSettings(0.1, 0.5, 100))
+    rng = np.random.default_rng(rng_seed)
+    images = [rng.integers(0, 256, (48 + 8 * i, 80, 3), dtype=np.uint8) for i in range(3)]
+    want = [pipe(im, "bgr8") for im in images]
+    got, errors = {}, []
+
+    def work(i):
+        try:
+            got[i] = pipe(images[i], "bgr8")                 # existing shape
+            got[i + 10] = pipe(images[i][:-4], "bgr8")       # new shape: captured in this thread
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    try:
+        for i in range(3):
+            t = threading.Thread(target=work, args=(i,))
+            t.start()
+            t.join()
+        assert not errors, errors
+        for i in range(3):
+            np.testing.assert_array_equal(got[i].boxes, want[i].boxes)
+            np.testing.assert_array_equal(got[i + 10].scores, pipe(images[i][:-4], "bgr8").scores)
+    finally:
+        pipe.close()
+
+
+def test_build_best_pipeline_picks_gpu(tinygrad_cuda, tmp_path):
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
+
+    path = make_yolov8_shaped(tmp_path / "y.onnx", 64, 80, seed=4)
+    pipe = build_best_pipeline(path, "yolov8", "auto", DetectionSettings())
+    try:
+        assert isinstance(pipe, GpuDetectionPipeline), getattr(pipe, "selection", "")
+        assert "GPU pipeline" in pipe.selection
+    finally:
+        pipe.close()
+    cpu = build_best_pipeline(path, "yolov8", "onnxruntime", DetectionSettings())
+    try:
+        assert not isinstance(cpu, GpuDetectionPipeline) and "CPU-side" in cpu.selection
+    finally:
+        cpu.close()

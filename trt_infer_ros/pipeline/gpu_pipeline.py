@@ -240,3 +240,51 @@ def wrap_if_gpu(pipeline):
     except Exception as exc:
         LOG.warning("GPU pipeline unavailable (%s); keeping the CPU-side pipeline", exc)
         return pipeline
+
+
+def wants_gpu(backend: str, device: Optional[str]) -> bool:
+    """Whether the parameters leave room for the GPU pipeline (not an explicit CPU or
+    onnxruntime request)."""
+    if device and device.upper().startswith("CPU"):
+        return False
+    return (backend or "auto").lower() in GPU_BACKENDS
+
+
+def build_best_pipeline(model_path: str, model_type: str = "auto", backend: str = "auto",
+                        settings: Optional[DetectionSettings] = None,
+                        device: Optional[str] = None, log=None, **adapter_kwargs):
+    """What detector_node should call: the whole-frame GPU pipeline when the parameters allow it
+    and a GPU runner starts here (TensorRT for engines, else tinygrad on CUDA), otherwise the
+    CPU-side `DetectionPipeline` from `build_pipeline`. An explicit backend=tensorrt/tinygrad
+    that fails on the GPU is not silently replaced. `pipeline.selection` says what was chosen."""
+    from trt_infer_ros.pipeline.detector import build_pipeline
+
+    say = log or LOG.info
+    reason = None
+    if not wants_gpu(backend, device):
+        reason = f"backend {backend!r} on device {device!r} asks for the CPU-side pipeline"
+    else:
+        reason = unavailable_reason()
+    if reason is None:
+        try:
+            pipe = build_gpu_pipeline(model_path, model_type, backend, settings, device,
+                                      **adapter_kwargs)
+            pipe.selection = (f"GPU pipeline: {pipe.runner.name} {pipe.runner.device}, frame "
+                              f"graphs per input shape, decode on "
+                              f"{'GPU' if pipe.gpu_decode else 'CPU'}")
+            say(pipe.selection)
+            return pipe
+        except Exception as exc:
+            explicit_gpu = (backend or "auto").lower() in ("tensorrt", "tinygrad") and \
+                not isinstance(exc, BackendUnavailable)
+            if explicit_gpu:
+                raise
+            reason = f"{type(exc).__name__}: {exc}"
+    pipe = build_pipeline(model_path, model_type=model_type, backend=backend, settings=settings,
+                          device=device, **adapter_kwargs)
+    try:
+        pipe.selection = f"CPU-side pipeline ({reason})"
+    except AttributeError:
+        pass
+    say(f"GPU pipeline not used: {reason}")
+    return pipe
