@@ -33,7 +33,7 @@ class DetectorNode(Node):
         super().__init__("detector_node", **node_kwargs)
         params = declare_detector_parameters(self)
         self._enabled = params["enable"]
-        self._pipeline = load_pipeline(params)
+        self._pipeline = load_pipeline(params, self.get_logger().info)
         self._class_names = list(self._pipeline.adapter.class_names)
         self._pipeline.settings.class_filter = parse_class_filter(
             params["class_filter"], self._class_names)

@@ -55,13 +55,14 @@ def declare_detector_parameters(node) -> dict:
     return p
 
 
-def load_pipeline(params: dict):
-    """The detection pipeline the parameters ask for (the GPU one where the runner allows)."""
-    from trt_infer_ros.pipeline.detector import build_pipeline
+def load_pipeline(params: dict, log):
+    """The detection pipeline the parameters ask for: the whole-frame GPU pipeline when a GPU
+    runner starts here, else the CPU-side one; `log` is told which and why."""
+    from trt_infer_ros.pipeline.gpu_pipeline import build_best_pipeline
 
     settings = DetectionSettings(score_threshold=params["score_threshold"],
                                  nms_iou_threshold=params["nms_iou_threshold"],
                                  max_detections=params["max_detections"])
-    return build_pipeline(params["model_path"], model_type=params["model_type"],
-                          backend=params["backend"], settings=settings,
-                          device=params["device"] or None)
+    return build_best_pipeline(params["model_path"], model_type=params["model_type"],
+                               backend=params["backend"], settings=settings,
+                               device=params["device"] or None, log=log)
