@@ -308,6 +308,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "models" / "centernet_mobilenetv3_coco.onnx"))
     ap.add_argument("--yolo-size", type=int, default=640)
+    ap.add_argument("--small-size", type=int, default=160,
+                    help="a second, small YOLOv8-shaped model where launch overhead shows (0: skip)")
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--json", default=None)
     ap.add_argument("--skip-models", action="store_true")
@@ -345,6 +347,12 @@ def main() -> None:
         path = make_yolov8_shaped("/tmp/yolov8_shaped.onnx", s, 80)
         bench_model(f"yolov8-shaped {s} ({gflops(s):.1f} GFLOP)", path,
                     YoloV8Adapter(InputSpec(width=s, height=s), num_classes=80), args.frames, image)
+        if args.small_size:
+            s = args.small_size
+            path = make_yolov8_shaped(f"/tmp/yolov8_shaped_{s}.onnx", s, 80)
+            bench_model(f"yolov8-shaped {s} ({gflops(s):.2f} GFLOP)", path,
+                        YoloV8Adapter(InputSpec(width=s, height=s), num_classes=80), args.frames,
+                        image)
     print("\nSUMMARY")
     for name, value in ROWS:
         print(f"| {name} | {value} |")
