@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from conftest import save_graph
+from onnx_graphs import save_graph
 from trt_infer_ros.backends.factory import available_backends, create_runner
 from trt_infer_ros.backends.onnxruntime_runner import OnnxRuntimeRunner, onnxruntime_providers
 from trt_infer_ros.backends.runner import BackendUnavailable, Runner

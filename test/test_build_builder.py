@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import save_graph
+from onnx_graphs import save_graph
 from fakes.fake_tensorrt import FakeTensorRT
 from onnx import helper
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import IMAGES
+from onnx_graphs import IMAGES
 from fakes.fake_tensorrt import FakeTensorRT
 from test_build_builder import conv_graph, run_build
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import DEFAULT_MODEL, IMAGES, save_graph
+from onnx_graphs import DEFAULT_MODEL, IMAGES, save_graph
 from onnx import helper
 
 from trt_infer_ros.build.onnx_split import SplitError, main, split_model, suggest_cut

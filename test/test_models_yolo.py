@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from conftest import save_graph
+from onnx_graphs import save_graph
 from trt_infer_ros.backends.onnxruntime_runner import OnnxRuntimeRunner
 from trt_infer_ros.models.registry import create_adapter, detect_model_type
 from trt_infer_ros.models.yolo import YoloXAdapter, grid_size

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DEFAULT_MODEL, IMAGES
+from onnx_graphs import DEFAULT_MODEL, IMAGES
 from trt_infer_ros.backends.onnxruntime_runner import OnnxRuntimeRunner
 from trt_infer_ros.models.registry import create_adapter
 from trt_infer_ros.models.yolo import grid_size
