@@ -7,7 +7,7 @@ import pytest
 from trt_infer_ros.models.centernet import CenterNetAdapter
 from trt_infer_ros.models.nms import nms
 from trt_infer_ros.models.spec import Detections, ImageTransform
-from trt_infer_ros.models.yolo import YoloV5Adapter, YoloV8Adapter
+from trt_infer_ros.models.yolo import YoloV5Adapter, YoloV8Adapter, YoloXAdapter
 from trt_infer_ros.pipeline.settings import DetectionSettings
 
 
@@ -52,8 +52,15 @@ def centernet_output(rng, n, nc, dtype):
     return np.concatenate([xyxy, score, cls], axis=1)[None].astype(dtype)
 
 
+def yolov8_transposed_output(rng, n, nc, dtype):
+    return np.ascontiguousarray(yolov8_output(rng, n, nc, dtype).transpose(0, 2, 1))
+
+
 FAMILIES = {
     "yolov8": (YoloV8Adapter, yolov8_output, 8400),
+    "yolov8-transposed": (YoloV8Adapter, yolov8_transposed_output, 8400),
+    "yolox": (lambda num_classes: YoloXAdapter(num_classes=num_classes, decoded=True),
+              yolov5_output, 8400),
     "yolov5": (YoloV5Adapter, yolov5_output, 25200),
     "centernet": (CenterNetAdapter, centernet_output, 100),
 }
@@ -62,7 +69,7 @@ FAMILIES = {
 def make_decoder(ctx, family, shape, dtype, nc):
     from trt_infer_ros.cuda.decode_kernel import GpuDecoder, head_layout
 
-    layout = head_layout(family, shape, nc)
+    layout = head_layout(family.split("-")[0], shape, nc)
     assert layout is not None
     return GpuDecoder(ctx, layout, dtype)
 

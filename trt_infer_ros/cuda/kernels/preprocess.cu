@@ -47,8 +47,11 @@ extern "C" __global__ void preprocess(const unsigned char* __restrict__ src, voi
         #pragma unroll
         for (int k = 0; k < 3; ++k) {
             int ch = a.src_channel[k];
-            int p00 = r0[xt.x + ch], p01 = r0[xt.y + ch];
-            int p10 = r1[xt.x + ch], p11 = r1[xt.y + ch];
+            // taps with weight 0 (edges, unresized axes) are not read
+            int p00 = r0[xt.x + ch];
+            int p01 = xt.w ? r0[xt.y + ch] : 0;
+            int p10 = yt.w ? r1[xt.x + ch] : 0;
+            int p11 = (xt.w && yt.w) ? r1[xt.y + ch] : 0;
             int v;
             if (a.area2x) {
                 v = (p00 + p01 + p10 + p11 + 2) >> 2;
