@@ -129,7 +129,7 @@ class GpuDecoder:
         optin = int(check(driver.cuDeviceGetAttribute(
             driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
             context.device)))
-        static = MAX_DET_CAP * (16 + 4 + 4)
+        static = MAX_DET_CAP * (16 + 4 + 4 + 4)
         want = 8 * _next_pow2(n)
         self.shared_keys_bytes = want if want + static <= optin else 0
         if self.shared_keys_bytes > 48 * 1024 - static:

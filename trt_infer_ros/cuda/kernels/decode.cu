@@ -145,6 +145,7 @@ extern "C" __global__ void sort_nms(unsigned long long* __restrict__ keys, unsig
     __shared__ float4 kept_box[MAX_DET_CAP];
     __shared__ float kept_area[MAX_DET_CAP];
     __shared__ int kept_cls[MAX_DET_CAP];
+    __shared__ float kept_score[MAX_DET_CAP];
 
     const int tid = threadIdx.x, nthreads = blockDim.x;
     unsigned int n = min(*count, capacity);
@@ -205,13 +206,7 @@ extern "C" __global__ void sort_nms(unsigned long long* __restrict__ keys, unsig
             unsigned long long key = __shfl_sync(FULL, my_key, j);
             if (lane == 0) {
                 kept_box[kept] = b; kept_area[kept] = ab; kept_cls[kept] = c;
-                float* row = rows + kept * 6;
-                row[0] = fminf(fmaxf((b.x - p->pad_x) / p->scale_x, 0.f), p->src_w);
-                row[1] = fminf(fmaxf((b.y - p->pad_y) / p->scale_y, 0.f), p->src_h);
-                row[2] = fminf(fmaxf((b.z - p->pad_x) / p->scale_x, 0.f), p->src_w);
-                row[3] = fminf(fmaxf((b.w - p->pad_y) / p->scale_y, 0.f), p->src_h);
-                row[4] = from_orderable((unsigned int)(key >> 32));
-                row[5] = (float)c;
+                kept_score[kept] = from_orderable((unsigned int)(key >> 32));
             }
             ++kept;
             if ((unsigned int)lane > j && !sup && my_cls == c &&
@@ -219,6 +214,18 @@ extern "C" __global__ void sort_nms(unsigned long long* __restrict__ keys, unsig
                 sup = true;
             __syncwarp();
         }
+    }
+    __syncwarp();
+    // kept boxes back to source pixels, written by all lanes
+    for (int i = lane; i < kept; i += 32) {
+        float4 b = kept_box[i];
+        float* row = rows + i * 6;
+        row[0] = fminf(fmaxf((b.x - p->pad_x) / p->scale_x, 0.f), p->src_w);
+        row[1] = fminf(fmaxf((b.y - p->pad_y) / p->scale_y, 0.f), p->src_h);
+        row[2] = fminf(fmaxf((b.z - p->pad_x) / p->scale_x, 0.f), p->src_w);
+        row[3] = fminf(fmaxf((b.w - p->pad_y) / p->scale_y, 0.f), p->src_h);
+        row[4] = kept_score[i];
+        row[5] = (float)kept_cls[i];
     }
     if (lane == 0) { result[0] = kept; result[1] = (int)n; result[2] = (int)*count; result[3] = 0; }
 }
