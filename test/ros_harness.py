@@ -10,9 +10,9 @@ from rclpy.executors import SingleThreadedExecutor
 
 
 def isolated_context() -> Context:
-    """A fresh rclpy context on a domain no other test run shares."""
+    """A fresh rclpy context on this run's domain (scripts/test.sh picks one per run)."""
     context = Context()
-    domain = int(os.environ.get("TRT_INFER_ROS_TEST_DOMAIN", 100 + os.getpid() % 100))
+    domain = int(os.environ.get("ROS_DOMAIN_ID", 1 + os.getpid() % 100))
     rclpy.init(context=context, domain_id=domain)
     return context
 
