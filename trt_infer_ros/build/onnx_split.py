@@ -29,6 +29,9 @@ TRUNK_OPS = frozenset({
 })
 # Layout ops allowed only right at the input (an NHWC model transposes its input first).
 INPUT_ADAPTER_OPS = frozenset({"Transpose", "Cast", "Reshape", "Unsqueeze"})
+# Layout ops allowed anywhere in the trunk while they keep feature maps 4-D (tf2onnx reshapes
+# squeeze-excite vectors between [1,C,1,1] layouts); flattening for decoding ends the trunk.
+LAYOUT_OPS = frozenset({"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten"})
 
 
 class SplitError(ValueError):
@@ -77,18 +80,26 @@ def suggest_cut(model_or_path, max_tensors: int = 6) -> CutSuggestion:
     graph = model.graph
     shapes = _shapes(model)
     constants = {i.name for i in graph.initializer}
-    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    # constant-like: Constant nodes and whatever is computed from constants alone (tf2onnx
+    # writes resize sizes and reshape targets that way); such nodes belong to neither part
+    folded = set()
+    for node in graph.node:
+        if all(i in constants for i in node.input if i):
+            constants.update(o for o in node.output if o)
+            folded.add(id(node))
     available = {i.name for i in graph.input} | constants
     graph_inputs = {i.name for i in graph.input} - constants
     trunk_outputs: set[str] = set()
     trunk: list = []
     for node in graph.node:
-        if node.op_type == "Constant":
+        if id(node) in folded:
             continue
         inputs = [i for i in node.input if i]
         feeds_from_input_only = all(i in graph_inputs or i in constants for i in inputs)
-        allowed = node.op_type in TRUNK_OPS or (node.op_type in INPUT_ADAPTER_OPS
-                                                and feeds_from_input_only)
+        keeps_4d = all(len(shapes.get(o, [])) == 4 for o in node.output)
+        allowed = (node.op_type in TRUNK_OPS
+                   or (node.op_type in INPUT_ADAPTER_OPS and feeds_from_input_only)
+                   or (node.op_type in LAYOUT_OPS and keeps_4d))
         if allowed and all(i in available for i in inputs):
             trunk.append(node)
             trunk_outputs.update(node.output)
@@ -97,7 +108,7 @@ def suggest_cut(model_or_path, max_tensors: int = 6) -> CutSuggestion:
         raise SplitError("no convolutional trunk found at the start of the graph; "
                          "give the cut tensors explicitly")
     trunk_ids = {id(n) for n in trunk}
-    head = [n for n in graph.node if id(n) not in trunk_ids and n.op_type != "Constant"]
+    head = [n for n in graph.node if id(n) not in trunk_ids and id(n) not in folded]
     if not head:
         raise SplitError("the whole graph is convolution-style: there is no head to split off")
     used_by_head = {i for n in head for i in n.input}
