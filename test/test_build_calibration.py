@@ -231,3 +231,22 @@ def test_int8_build_calibrates_through_device_memory_and_writes_the_cache(tmp_pa
               calibration_count=3, calibration_cache=str(cache), model_type="yolov8",
               engine=str(tmp_path / "m2.engine"))
     assert not fake2.called("calibrator.get_batch")
+
+
+def test_default_model_calibrates_with_its_adapters_preprocessing():
+    """The calibration input spec is the one the detector uses for the same ONNX."""
+    from conftest import DEFAULT_MODEL
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"{DEFAULT_MODEL} is not in the repository yet")
+    photos = sorted(glob.glob(str(IMAGES / "*.jpg")))
+    if not photos:
+        pytest.skip(f"no photos in {IMAGES} yet")
+    from trt_infer_ros.models.registry import create_adapter
+    spec = calibration.input_spec_for("", str(DEFAULT_MODEL))
+    assert spec == create_adapter("auto", str(DEFAULT_MODEL)).input_spec
+    assert (spec.layout, spec.width, spec.height) == ("NHWC", 512, 512)
+    images = calibration.directory_images(str(IMAGES))
+    batches = list(calibration.CalibrationBatches(images, spec, count=2))
+    assert [b.shape for b in batches] == [(1, 512, 512, 3)] * 2
+    first = cv2.imread(photos[0])
+    np.testing.assert_array_equal(batches[0], _preprocess()(first, "bgr8", spec)[0])
