@@ -235,7 +235,7 @@ def test_int8_build_calibrates_through_device_memory_and_writes_the_cache(tmp_pa
 
 def test_default_model_calibrates_with_its_adapters_preprocessing():
     """The calibration input spec is the one the detector uses for the same ONNX."""
-    from conftest import DEFAULT_MODEL
+    from onnx_graphs import DEFAULT_MODEL
     if not DEFAULT_MODEL.is_file():
         pytest.skip(f"{DEFAULT_MODEL} is not in the repository yet")
     photos = sorted(glob.glob(str(IMAGES / "*.jpg")))
