@@ -69,14 +69,14 @@ PARAMETERS: tuple[ParamDef, ...] = (
              "percentile algorithm (and the legacy calibrator's quantile).",
              float_range=(50.0, 100.0)),
     ParamDef("calibration_images", str, "", "Directory of calibration images (jpg/png/bmp)."),
-    ParamDef("calibration_bag", str, "", "ROS 2 bag (sqlite3 .db3 or its directory) with "
+    ParamDef("calibration_bag", str, "", "ROS 2 bag (directory, .db3 or .mcap) with "
              "sensor_msgs/Image or CompressedImage messages for calibration."),
     ParamDef("calibration_topic", str, "", "Image topic in calibration_bag (empty: the only "
              "image topic)."),
     ParamDef("calibration_count", int, 300, "How many images to calibrate on.",
              int_range=(1, 100000)),
-    ParamDef("calibration_batch", int, 1, "Calibration batch size (the input's batch dimension "
-             "must allow it).", int_range=(1, 256)),
+    ParamDef("calibration_batch", int, 1, "Calibration batch size; must equal the input's batch "
+             "size (static ONNX batch or opt_shape's).", int_range=(1, 256)),
     ParamDef("calibration_cache", str, "", "Calibration cache file: reused when it matches "
              "(same ONNX, algorithm, preprocessing), else rewritten."),
     ParamDef("model_type", str, "", "Model adapter whose preprocessing feeds calibration "
