@@ -177,11 +177,13 @@ def finish_model(raw_onnx: Path, output: Path) -> None:
     if input_names != [RAW_ONNX_INPUT] or output_names != [TF_OUTPUT]:
         raise RuntimeError(f"unexpected graph I/O {input_names} -> {output_names}")
     rename_value(model.graph, RAW_ONNX_INPUT, ONNX_INPUT)
+    model.graph.doc_string = ""  # tf2onnx writes the temporary json path here
     model.doc_string = (
         f"CenterNet-MobileNetV3 COCO detector from npm {PACKAGE} ({', '.join(MODEL_FILES)}), "
         "MIT licence, Copyright (c) Vladimir Mandic. Input images: [1,512,512,3] NHWC RGB "
-        "float 0..255, stretched. Output tower_0/detections: [1,100,6] x1,y1,x2,y2 (input "
-        "pixels), score, class index (0-based COCO-80); no NMS.")
+        "float 0..255, resized to 512x512 (the human package stretches; see MODEL_CARD.md "
+        "on letterboxing). Output tower_0/detections: [1,100,6] x1,y1,x2,y2 (input pixels), "
+        "score, class index (0-based COCO-80), sorted by score; no NMS.")
     meta = {"source": f"npm {PACKAGE}", "license": "MIT",
             "class_index_base": "0", "converter": f"tf2onnx --tfjs --opset {OPSET}"}
     del model.metadata_props[:]
