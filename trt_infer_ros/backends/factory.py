@@ -22,9 +22,12 @@ def _tensorrt_reason() -> Optional[str]:
     if importlib.util.find_spec("trt_infer_ros.backends.tensorrt_runner") is None:
         return "this install has no TensorRT runner module"
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt
     except Exception as exc:           # ImportError, or a broken install's OSError
         return f"import tensorrt failed ({exc})"
+    if not hasattr(tensorrt, "Builder"):
+        # A folder named tensorrt on sys.path (test/tensorrt) imports as a namespace package.
+        return f"`tensorrt` resolves to {list(getattr(tensorrt, '__path__', []))}, not TensorRT"
     return None
 
 
