@@ -40,7 +40,7 @@ def row(name: str, value: str) -> None:
     print(f"  {name:<58} {value}", flush=True)
 
 
-def gpu_ms(ctx, stream, fn, reps=50, warmup=5) -> float:
+def gpu_ms(ctx, stream, fn, reps=50, warmup=3) -> float:
     """Median GPU time of fn() (enqueues on stream), measured with events per repetition."""
     start, end = Event(ctx), Event(ctx)
     for _ in range(warmup):
@@ -244,13 +244,17 @@ def bench_model(label, model_path, adapter, frames: int, image: np.ndarray) -> N
     ctx = runner.context
     stream = Stream(ctx)
     res = {"model": label}
+    # keep every measurement near 2 s whatever the model's speed
+    probe = gpu_ms(ctx, stream, lambda: runner.enqueue(stream), reps=3, warmup=1)
+    frames = max(5, min(frames, int(2000 / max(probe, 1e-3))))
+    reps = frames
     parts = runner.child_graphs()
     if parts:
         model_graph = chain(ctx, parts)
         model_exec = model_graph.instantiate()
-        res["model_gpu_ms"] = gpu_ms(ctx, stream, lambda: model_exec.launch(stream), reps=100)
+        res["model_gpu_ms"] = gpu_ms(ctx, stream, lambda: model_exec.launch(stream), reps=reps)
         row(f"[{label}] bare model GPU time (its CUDA graph alone)", f"{res['model_gpu_ms']:7.3f} ms")
-    res["model_eager_ms"] = gpu_ms(ctx, stream, lambda: runner.enqueue(stream), reps=50)
+    res["model_eager_ms"] = gpu_ms(ctx, stream, lambda: runner.enqueue(stream), reps=reps)
     row(f"[{label}] bare model via TinyJit call (events)", f"{res['model_eager_ms']:7.3f} ms")
     settings = DetectionSettings(0.25, 0.45, 100)
     pipe = GpuDetectionPipeline(adapter, runner, settings)
@@ -259,9 +263,9 @@ def bench_model(label, model_path, adapter, frames: int, image: np.ndarray) -> N
     res["frame_mode"] = frame.mode
     row(f"[{label}] frame graph mode", frame.mode + (f" ({frame.node_count} top-level nodes)"
                                                      if hasattr(frame, "node_count") else ""))
-    res["frame_gpu_ms"] = gpu_ms(ctx, frame.stream, frame.launch, reps=100)
+    res["frame_gpu_ms"] = gpu_ms(ctx, frame.stream, frame.launch, reps=reps)
     row(f"[{label}] whole frame GPU time, graph (events)", f"{res['frame_gpu_ms']:7.3f} ms")
-    res["frame_gpu_eager_ms"] = gpu_ms(ctx, frame.stream, frame.run_eager, reps=50)
+    res["frame_gpu_eager_ms"] = gpu_ms(ctx, frame.stream, frame.run_eager, reps=reps)
     row(f"[{label}] whole frame GPU time, eager (events)", f"{res['frame_gpu_eager_ms']:7.3f} ms")
 
     def launch_only(fn):
@@ -271,7 +275,7 @@ def bench_model(label, model_path, adapter, frames: int, image: np.ndarray) -> N
             dt = time.perf_counter() - t
             frame.synchronize()
             return dt
-        for _ in range(5):
+        for _ in range(2):
             timed()
         return statistics.median(timed() for _ in range(frames)) * 1e3
 
@@ -279,11 +283,13 @@ def bench_model(label, model_path, adapter, frames: int, image: np.ndarray) -> N
     res["host_launch_eager_ms"] = launch_only(frame.run_eager)
     row(f"[{label}] host time to launch a frame: eager vs graph",
         f"{res['host_launch_eager_ms']:7.3f} ms vs {res['host_launch_graph_ms']:7.3f} ms")
-    res["host_frame_graph_ms"] = host_ms(lambda: (frame.launch(), frame.synchronize()), reps=frames)
-    res["host_frame_eager_ms"] = host_ms(lambda: (frame.run_eager(), frame.synchronize()), reps=frames)
+    res["host_frame_graph_ms"] = host_ms(lambda: (frame.launch(), frame.synchronize()), reps=frames,
+                                         warmup=2)
+    res["host_frame_eager_ms"] = host_ms(lambda: (frame.run_eager(), frame.synchronize()),
+                                         reps=frames, warmup=2)
     row(f"[{label}] host time per frame (launch+sync): eager vs graph",
         f"{res['host_frame_eager_ms']:7.3f} ms vs {res['host_frame_graph_ms']:7.3f} ms")
-    res["e2e_ms"] = host_ms(lambda: pipe(image, "bgr8"), reps=frames)
+    res["e2e_ms"] = host_ms(lambda: pipe(image, "bgr8"), reps=frames, warmup=2)
     base = res.get("model_gpu_ms", res["model_eager_ms"])
     row(f"[{label}] end-to-end pipeline(image) {image.shape[1]}x{image.shape[0]} vs bare model",
         f"{res['e2e_ms']:7.3f} ms vs {base:7.3f} ms (+{res['e2e_ms'] - base:.3f})")
