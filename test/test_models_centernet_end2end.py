@@ -26,7 +26,7 @@ def test_centernet_decoder(constant_model):
     adapter = create_adapter("auto", path)
     spec = adapter.input_spec
     assert (spec.width, spec.height, spec.layout, spec.color, spec.resize, spec.scale) == \
-        (512, 512, "NHWC", "RGB", "stretch", 1.0)
+        (512, 512, "NHWC", "RGB", "letterbox", 1.0)
     assert spec.mean == (0.0, 0.0, 0.0) and spec.std == (1.0, 1.0, 1.0)
     outputs = OnnxRuntimeRunner(path).run(np.zeros(NHWC, np.float32))
     dets = adapter.decode(outputs, 0.3)

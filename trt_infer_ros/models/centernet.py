@@ -10,8 +10,12 @@ from trt_infer_ros.models.spec import Detections, InputSpec
 
 
 def centernet_input_spec(width: int = 512, height: int = 512, **overrides) -> InputSpec:
-    """The default model's input: NHWC RGB floats in 0..255, stretched, no mean/std."""
-    params = dict(layout="NHWC", color="RGB", resize="stretch", scale=1.0, pad_value=0)
+    """The default model's input: NHWC RGB floats in 0..255, letterboxed with black, no mean/std.
+
+    The model was trained on aspect-preserving, zero-padded inputs: letterboxing scores real
+    objects higher than stretching on non-square photos (models/MODEL_CARD.md has the numbers).
+    """
+    params = dict(layout="NHWC", color="RGB", resize="letterbox", scale=1.0, pad_value=0)
     params.update(overrides)
     return InputSpec(width=width, height=height, **params)
 
