@@ -78,7 +78,7 @@ class TinygradCudaRunner:
             raise BackendUnavailable(f"tinygrad CUDA needs a CUDA GPU: {reason}")
         os.environ.setdefault("DEV", "CUDA")
         try:
-            from tinygrad import Device, Tensor, TinyJit, dtypes  # noqa: F401
+            from tinygrad import Device, Tensor, TinyJit
             from tinygrad.helpers import Context
             from tinygrad.nn.onnx import OnnxRunner
             Device["CUDA"]

@@ -21,12 +21,10 @@ import logging
 from typing import Optional, Protocol, Sequence
 
 import numpy as np
-from cuda.bindings import driver
 
 from trt_infer_ros.cuda.buffers import DeviceBuffer, PinnedBuffer, copy_async
 from trt_infer_ros.cuda.context import CudaContext
 from trt_infer_ros.cuda.decode_kernel import GpuDecoder
-from trt_infer_ros.cuda.errors import check
 from trt_infer_ros.cuda.graph import capture, chain
 from trt_infer_ros.cuda.preprocess_kernel import GpuPreprocessor
 from trt_infer_ros.cuda.stream import Stream
