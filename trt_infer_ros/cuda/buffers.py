@@ -13,6 +13,7 @@ from cuda.bindings import driver
 
 from trt_infer_ros.cuda.context import CudaContext
 from trt_infer_ros.cuda.errors import check
+from trt_infer_ros.cuda.owned import OwnedHandle
 from trt_infer_ros.cuda.stream import Stream
 
 
@@ -20,8 +21,10 @@ def _stream_handle(stream: Optional[Stream]):
     return stream.handle if stream is not None else driver.CUstream(0)
 
 
-class DeviceBuffer:
+class DeviceBuffer(OwnedHandle):
     """`nbytes` of device memory (cuMemAlloc) in `context`."""
+
+    _destroy = "cuMemFree"
 
     def __init__(self, context: CudaContext, nbytes: int) -> None:
         if nbytes <= 0:
@@ -29,13 +32,13 @@ class DeviceBuffer:
         self.context = context
         self.nbytes = int(nbytes)
         context.activate()
-        self._handle = check(driver.cuMemAlloc(self.nbytes), "cuMemAlloc")
+        self.handle = check(driver.cuMemAlloc(self.nbytes), "cuMemAlloc")
 
     @property
     def ptr(self) -> int:
-        if self._handle is None:
+        if self.handle is None:
             raise ValueError("buffer is closed")
-        return int(self._handle)
+        return int(self.handle)
 
     def upload(self, host: np.ndarray, stream: Optional[Stream] = None, offset: int = 0,
                sync: bool = True) -> None:
@@ -75,28 +78,12 @@ class DeviceBuffer:
         if offset < 0 or offset + nbytes > self.nbytes:
             raise ValueError(f"copy of {nbytes} bytes at {offset} exceeds buffer of {self.nbytes}")
 
-    def close(self) -> None:
-        if getattr(self, "_handle", None) is not None:
-            self.context.activate()
-            check(driver.cuMemFree(self._handle), "cuMemFree")
-            self._handle = None
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __enter__(self) -> "DeviceBuffer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class PinnedBuffer:
+class PinnedBuffer(OwnedHandle):
     """`nbytes` of page-locked host memory (cuMemHostAlloc); copies from it can be async and
     can be captured into CUDA graphs."""
+
+    _destroy = "cuMemFreeHost"
 
     def __init__(self, context: CudaContext, nbytes: int) -> None:
         if nbytes <= 0:
@@ -104,19 +91,19 @@ class PinnedBuffer:
         self.context = context
         self.nbytes = int(nbytes)
         context.activate()
-        self._ptr = int(check(driver.cuMemHostAlloc(self.nbytes, 0), "cuMemHostAlloc"))
-        self._carray = (ctypes.c_uint8 * self.nbytes).from_address(self._ptr)
+        self.handle = int(check(driver.cuMemHostAlloc(self.nbytes, 0), "cuMemHostAlloc"))
+        self._carray = (ctypes.c_uint8 * self.nbytes).from_address(self.handle)
 
     @property
     def ptr(self) -> int:
-        if self._ptr is None:
+        if self.handle is None:
             raise ValueError("buffer is closed")
-        return self._ptr
+        return self.handle
 
     def view(self, dtype=np.uint8, shape=None, offset: int = 0) -> np.ndarray:
         """A numpy view of the pinned bytes (no copy)."""
         dtype = np.dtype(dtype)
-        if self._ptr is None:
+        if self.handle is None:
             raise ValueError("buffer is closed")
         count = (self.nbytes - offset) // dtype.itemsize if shape is None else int(np.prod(shape))
         if offset + count * dtype.itemsize > self.nbytes:
@@ -125,23 +112,8 @@ class PinnedBuffer:
         return flat if shape is None else flat.reshape(shape)
 
     def close(self) -> None:
-        if getattr(self, "_ptr", None) is not None:
-            self.context.activate()
-            self._carray = None
-            check(driver.cuMemFreeHost(self._ptr), "cuMemFreeHost")
-            self._ptr = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __enter__(self) -> "PinnedBuffer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        self._carray = None     # no view may reach the memory once it is freed
+        super().close()
 
 
 def copy_async(dst_ptr: int, src_ptr: int, nbytes: int, stream: Stream) -> None:

@@ -7,11 +7,14 @@ from cuda.bindings import driver
 
 from trt_infer_ros.cuda.context import CudaContext
 from trt_infer_ros.cuda.errors import CudaError, check
+from trt_infer_ros.cuda.owned import OwnedHandle
 from trt_infer_ros.cuda.stream import Stream
 
 
-class Graph:
+class Graph(OwnedHandle):
     """An owned CUgraph (the editable template)."""
+
+    _destroy = "cuGraphDestroy"
 
     def __init__(self, context: CudaContext, handle) -> None:
         self.context = context
@@ -38,21 +41,11 @@ class Graph:
         return GraphExec(self.context, check(driver.cuGraphInstantiate(self.handle, 0),
                                              "cuGraphInstantiate"))
 
-    def close(self) -> None:
-        if getattr(self, "handle", None) is not None:
-            self.context.activate()
-            check(driver.cuGraphDestroy(self.handle), "cuGraphDestroy")
-            self.handle = None
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-
-class GraphExec:
+class GraphExec(OwnedHandle):
     """An instantiated, replayable graph."""
+
+    _destroy = "cuGraphExecDestroy"
 
     def __init__(self, context: CudaContext, handle) -> None:
         self.context = context
@@ -67,18 +60,6 @@ class GraphExec:
         self.context.activate()
         result = driver.cuGraphExecUpdate(self.handle, graph.handle)
         return int(result[0]) == 0
-
-    def close(self) -> None:
-        if getattr(self, "handle", None) is not None:
-            self.context.activate()
-            check(driver.cuGraphExecDestroy(self.handle), "cuGraphExecDestroy")
-            self.handle = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def capture(stream: Stream, enqueue: Callable[[], None]) -> Graph:

@@ -19,6 +19,7 @@ from cuda.bindings import driver, nvrtc
 
 from trt_infer_ros.cuda.context import CudaContext
 from trt_infer_ros.cuda.errors import CudaError, check
+from trt_infer_ros.cuda.owned import OwnedHandle
 
 _memory_cache: dict[str, bytes] = {}
 _lock = threading.Lock()
@@ -142,8 +143,10 @@ class Kernel:
                                     ctypes.addressof(pointers), 0), f"cuLaunchKernel({self.name})")
 
 
-class Module:
+class Module(OwnedHandle):
     """A compiled module loaded into a context; `kernel(name)` looks functions up once."""
+
+    _destroy = "cuModuleUnload"
 
     def __init__(self, context: CudaContext, source: str, name: str,
                  options: Sequence[str] = ()) -> None:
@@ -160,15 +163,3 @@ class Module:
                              f"cuModuleGetFunction({name})")
             k = self._kernels[name] = Kernel(self, function, name)
         return k
-
-    def close(self) -> None:
-        if getattr(self, "handle", None) is not None:
-            self.context.activate()
-            check(driver.cuModuleUnload(self.handle), "cuModuleUnload")
-            self.handle = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass

@@ -5,11 +5,14 @@ from cuda.bindings import driver
 
 from trt_infer_ros.cuda.context import CudaContext
 from trt_infer_ros.cuda.errors import check
+from trt_infer_ros.cuda.owned import OwnedHandle
 
 
-class Stream:
+class Stream(OwnedHandle):
     """A CUDA stream. `blocking=True` keeps the legacy default-stream ordering, which runners
     that launch on the default stream (tinygrad) rely on; otherwise the stream is non-blocking."""
+
+    _destroy = "cuStreamDestroy"
 
     def __init__(self, context: CudaContext, blocking: bool = False) -> None:
         self.context = context
@@ -28,27 +31,11 @@ class Stream:
     def wait(self, event: "Event") -> None:
         check(driver.cuStreamWaitEvent(self.handle, event.handle, 0), "cuStreamWaitEvent")
 
-    def close(self) -> None:
-        if getattr(self, "handle", None) is not None:
-            self.context.activate()
-            check(driver.cuStreamDestroy(self.handle), "cuStreamDestroy")
-            self.handle = None
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __enter__(self) -> "Stream":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class Event:
+class Event(OwnedHandle):
     """A CUDA event; timing-enabled unless `timing=False`."""
+
+    _destroy = "cuEventDestroy"
 
     def __init__(self, context: CudaContext, timing: bool = True) -> None:
         self.context = context
@@ -65,14 +52,3 @@ class Event:
 
     def elapsed_ms(self, end: "Event") -> float:
         return float(check(driver.cuEventElapsedTime(self.handle, end.handle), "cuEventElapsedTime"))
-
-    def close(self) -> None:
-        if getattr(self, "handle", None) is not None:
-            check(driver.cuEventDestroy(self.handle), "cuEventDestroy")
-            self.handle = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass

@@ -10,9 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-import rclpy
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
@@ -24,6 +22,7 @@ from trt_infer_ros.ros.detector_parameters import declare_detector_parameters, l
 from trt_infer_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array
 from trt_infer_ros.ros.latest_frame import LatestFrame
 from trt_infer_ros.ros.qos import image_qos
+from trt_infer_ros.ros.spin import run_node
 
 STATS_PERIOD_S = 10.0
 
@@ -124,8 +123,10 @@ class DetectorNode(Node):
         self._frames.replaced = 0
 
     def destroy_node(self) -> None:
-        self._frames.close()
-        self._worker.join(timeout=5.0)
+        # Also called by rclpy's shutdown on a node whose __init__ failed half-way.
+        if hasattr(self, "_worker"):
+            self._frames.close()
+            self._worker.join(timeout=5.0)
         super().destroy_node()
 
 
@@ -134,21 +135,7 @@ def parameters_value(value):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = DetectorNode()
-    except Exception as err:
-        rclpy.logging.get_logger("detector_node").fatal(f"cannot start: {err}")
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(DetectorNode, "detector_node", args)
 
 
 if __name__ == "__main__":

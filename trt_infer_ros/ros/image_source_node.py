@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -16,6 +14,7 @@ from trt_infer_ros.ros.frame_reader import check_source, convert_bgr, iterate_fr
 from trt_infer_ros.ros.image_conversion import array_to_image
 from trt_infer_ros.ros.parameters import declare
 from trt_infer_ros.ros.qos import RELIABILITY_CHOICES, image_qos
+from trt_infer_ros.ros.spin import run_node
 
 ENCODINGS = ("bgr8", "rgb8", "mono8")
 
@@ -70,21 +69,7 @@ class ImageSourceNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = ImageSourceNode()
-    except Exception as err:
-        rclpy.logging.get_logger("image_source_node").fatal(f"cannot start: {err}")
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ImageSourceNode, "image_source_node", args)
 
 
 if __name__ == "__main__":
