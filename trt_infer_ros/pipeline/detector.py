@@ -46,16 +46,9 @@ class DetectionPipeline:
         clock.lap("preprocess")
         outputs = self.runner.run(tensor)
         clock.lap("inference")
-        dets = self.adapter.decode(outputs, s.score_threshold)
-        if s.class_filter is not None:
-            dets = dets.select(np.isin(dets.class_ids, np.fromiter(s.class_filter, np.int64)))
+        dets = decode_candidates(self.adapter, outputs, s)
         clock.lap("decode")
-        if self.adapter.nms_inside:
-            keep = np.argsort(-dets.scores, kind="stable")[:max(s.max_detections, 0)]
-        else:
-            keep = nms(dets.boxes, dets.scores, dets.class_ids, s.nms_iou_threshold,
-                       s.max_detections)
-        dets = dets.select(keep)
+        dets = select_final(self.adapter, dets, s)
         clock.lap("nms")
         result = Detections(transform.to_source(dets.boxes), dets.scores, dets.class_ids)
         clock.lap("postprocess")
@@ -64,6 +57,25 @@ class DetectionPipeline:
 
     def close(self) -> None:
         self.runner.close()
+
+
+def decode_candidates(adapter: ModelAdapter, outputs, settings: DetectionSettings) -> Detections:
+    """The model's detections above the score threshold, of the classes the filter keeps."""
+    dets = adapter.decode(outputs, settings.score_threshold)
+    if settings.class_filter is not None:
+        dets = dets.select(np.isin(dets.class_ids, np.fromiter(settings.class_filter, np.int64)))
+    return dets
+
+
+def select_final(adapter: ModelAdapter, dets: Detections,
+                 settings: DetectionSettings) -> Detections:
+    """Class-aware NMS (or, for models with NMS inside, the best first) capped at max_detections."""
+    if adapter.nms_inside:
+        keep = np.argsort(-dets.scores, kind="stable")[:max(settings.max_detections, 0)]
+    else:
+        keep = nms(dets.boxes, dets.scores, dets.class_ids, settings.nms_iou_threshold,
+                   settings.max_detections)
+    return dets.select(keep)
 
 
 def build_pipeline(model_path: str, model_type: str = "auto", backend: str = "auto",
@@ -78,21 +90,28 @@ def build_pipeline(model_path: str, model_type: str = "auto", backend: str = "au
     """
     runner = create_runner(backend, model_path, device=device)
     try:
-        onnx_path, model_type = _graph_for(model_path, model_type)
-        if onnx_path is not None:
-            adapter = create_adapter(model_type, onnx_path, **adapter_kwargs)
-        elif model_type.strip().lower() == "auto":
-            raise ValueError(f"{model_path}: model_type 'auto' needs the ONNX graph (none found "
-                             f"beside the engine); set the `model_type` parameter to yolov8, "
-                             f"yolov5, yolox, centernet or end2end")
-        else:
-            adapter = create_adapter(model_type, None, **_spec_from_runner(runner, adapter_kwargs))
-        if hasattr(adapter, "set_output_names"):
-            adapter.set_output_names(runner.output_names)   # outputs come in the runner's order
-        return DetectionPipeline(adapter, runner, settings)
+        return DetectionPipeline(adapter_for(model_path, model_type, runner, **adapter_kwargs),
+                                 runner, settings)
     except Exception:
         runner.close()
         raise
+
+
+def adapter_for(model_path: str, model_type: str, runner: Runner,
+                **adapter_kwargs) -> ModelAdapter:
+    """The adapter for `model_path` as `runner` runs it (outputs in the runner's order)."""
+    onnx_path, model_type = _graph_for(model_path, model_type)
+    if onnx_path is not None:
+        adapter = create_adapter(model_type, onnx_path, **adapter_kwargs)
+    elif model_type.strip().lower() == "auto":
+        raise ValueError(f"{model_path}: model_type 'auto' needs the ONNX graph (none found "
+                         f"beside the engine); set the `model_type` parameter to yolov8, "
+                         f"yolov5, yolox, centernet or end2end")
+    else:
+        adapter = create_adapter(model_type, None, **spec_from_runner(runner, adapter_kwargs))
+    if hasattr(adapter, "set_output_names"):
+        adapter.set_output_names(runner.output_names)
+    return adapter
 
 
 def _graph_for(model_path: str, model_type: str) -> tuple[Optional[str], str]:
@@ -115,7 +134,7 @@ def _graph_for(model_path: str, model_type: str) -> tuple[Optional[str], str]:
     return (onnx_path if Path(onnx_path).is_file() else None), model_type
 
 
-def _spec_from_runner(runner: Runner, adapter_kwargs: dict) -> dict:
+def spec_from_runner(runner: Runner, adapter_kwargs: dict) -> dict:
     kwargs = dict(adapter_kwargs)
     shape = tuple(runner.input_shape)
     overrides = dict(kwargs.pop("input_spec_overrides", None) or {})

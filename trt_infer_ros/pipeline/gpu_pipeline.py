@@ -24,8 +24,9 @@ import numpy as np
 
 from trt_infer_ros.backends.runner import BackendUnavailable
 from trt_infer_ros.models.adapter import ModelAdapter
-from trt_infer_ros.models.nms import nms
 from trt_infer_ros.models.spec import Detections, ImageTransform
+from trt_infer_ros.pipeline.detector import (adapter_for, build_pipeline, decode_candidates,
+                                              select_final)
 from trt_infer_ros.pipeline.preprocess import CHANNELS, compute_transform
 from trt_infer_ros.pipeline.settings import DetectionSettings
 from trt_infer_ros.pipeline.timing import FrameTimings
@@ -158,16 +159,8 @@ class GpuDetectionPipeline:
         return result
 
     def _decode_on_cpu(self, outputs, transform: ImageTransform) -> Detections:
-        s = self.settings
-        dets = self.adapter.decode(outputs, s.score_threshold)
-        if s.class_filter is not None:
-            dets = dets.select(np.isin(dets.class_ids, np.fromiter(s.class_filter, np.int64)))
-        if self.adapter.nms_inside:
-            keep = np.argsort(-dets.scores, kind="stable")[:max(s.max_detections, 0)]
-        else:
-            keep = nms(dets.boxes, dets.scores, dets.class_ids, s.nms_iou_threshold,
-                       s.max_detections)
-        dets = dets.select(keep)
+        dets = decode_candidates(self.adapter, outputs, self.settings)
+        dets = select_final(self.adapter, dets, self.settings)
         return Detections(transform.to_source(dets.boxes), dets.scores, dets.class_ids)
 
     def close(self) -> None:
@@ -211,35 +204,13 @@ def build_gpu_pipeline(model_path: str, model_type: str = "auto", backend: str =
                        use_graph: bool = True, **adapter_kwargs) -> GpuDetectionPipeline:
     """Adapter + GPU runner + GpuDetectionPipeline for one model file (same arguments as
     `pipeline.detector.build_pipeline`). Raises BackendUnavailable when no GPU path exists."""
-    from trt_infer_ros.models.registry import create_adapter
-    from trt_infer_ros.pipeline.detector import _spec_from_runner
-
     runner = create_gpu_runner(backend, model_path, device)
     try:
-        if Path(model_path).suffix.lower() == ".onnx":
-            adapter = create_adapter(model_type, model_path, **adapter_kwargs)
-        else:
-            if model_type.strip().lower() == "auto":
-                raise ValueError(f"{model_path}: set model_type for engine files")
-            adapter = create_adapter(model_type, None, **_spec_from_runner(runner, adapter_kwargs))
-        if hasattr(adapter, "set_output_names"):
-            adapter.set_output_names(runner.output_names)
+        adapter = adapter_for(model_path, model_type, runner, **adapter_kwargs)
         return GpuDetectionPipeline(adapter, runner, settings, use_graph=use_graph)
     except Exception:
         runner.close()
         raise
-
-
-def wrap_if_gpu(pipeline):
-    """A GpuDetectionPipeline over `pipeline`'s adapter/runner when the runner is GPU-capable,
-    else `pipeline` itself (for callers that already built a DetectionPipeline)."""
-    if not is_gpu_runner(getattr(pipeline, "runner", None)):
-        return pipeline
-    try:
-        return GpuDetectionPipeline(pipeline.adapter, pipeline.runner, pipeline.settings)
-    except Exception as exc:
-        LOG.warning("GPU pipeline unavailable (%s); keeping the CPU-side pipeline", exc)
-        return pipeline
 
 
 def wants_gpu(backend: str, device: Optional[str]) -> bool:
@@ -257,7 +228,6 @@ def build_best_pipeline(model_path: str, model_type: str = "auto", backend: str 
     and a GPU runner starts here (TensorRT for engines, else tinygrad on CUDA), otherwise the
     CPU-side `DetectionPipeline` from `build_pipeline`. An explicit backend=tensorrt/tinygrad
     that fails on the GPU is not silently replaced. `pipeline.selection` says what was chosen."""
-    from trt_infer_ros.pipeline.detector import build_pipeline
 
     say = log or LOG.info
     reason = None
