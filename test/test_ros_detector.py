@@ -230,3 +230,23 @@ def test_unknown_model_path_fails_with_a_clear_error(ros):
     context, executor, _, nodes = ros
     with pytest.raises(FileNotFoundError, match="model_path: no such file"):
         start(DetectorNode, context, executor, nodes, model_path="/nonexistent/model.onnx")
+
+
+def test_a_burst_of_frames_is_not_queued_the_newest_is_processed(ros):
+    context, executor, helper, nodes = ros
+    results = collect(helper, "/detector_node/detections")
+    publisher = helper.create_publisher(Image, "image", 20)
+    detector(context, executor, nodes, qos_reliability="reliable", qos_depth=20)
+    wait_for_subscribers(executor, publisher)
+    burst = []
+    for i in range(10):
+        msg = astronaut_message()
+        msg.header.stamp.sec, msg.header.frame_id = 1000 + i, f"frame_{i}"
+        burst.append(msg)
+    for msg in burst:                       # far faster than one inference
+        publisher.publish(msg)
+    assert spin_until(executor, lambda: results and results[-1].header.frame_id == "frame_9", 30.0)
+    spin_until(executor, lambda: False, 0.5)
+    assert len(results) < len(burst), "every frame of the burst was processed: frames queue up"
+    ids = [m.header.frame_id for m in results]
+    assert ids == sorted(ids, key=lambda s: int(s.split("_")[1])), "results out of order"
