@@ -1,4 +1,4 @@
-"""The TopK that TinygradCudaRunner gives tinygrad's ONNX runner, against a stable numpy sort.
+"""The TopK the tinygrad runners give tinygrad's ONNX runner, against a stable numpy sort.
 
 Runs on tinygrad's CPU device (needs clang) and, where there is one, on CUDA.
 """
@@ -30,7 +30,7 @@ def _devices():
 def test_packed_key_topk_matches_stable_sort(device, rng_seed):
     from tinygrad import Tensor
 
-    from trt_infer_ros.backends.tinygrad_cuda_runner import packed_key_topk
+    from trt_infer_ros.backends.tinygrad_ops import packed_key_topk
 
     rng = np.random.default_rng(rng_seed)
     for shape, axis, k, largest in [((1, 5000), -1, 100, 1), ((3, 7, 40), 1, 5, 1),

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from trt_infer_ros.backends.runner import BackendUnavailable
+from trt_infer_ros.backends.tinygrad_ops import patch_onnx_ops
 
 
 def tinygrad_device(device: Optional[str] = None) -> str:
@@ -68,6 +69,7 @@ class TinygradRunner:
         self._on_device = lambda: Context(DEV=self.device)
         with self._on_device():
             model = OnnxRunner(str(model_path)).to(self.device)
+        patch_onnx_ops(model)
         (self.input_name, spec), = model.graph_inputs.items()
         self.input_shape = tuple(d if isinstance(d, int) else -1 for d in spec.shape)
         self.input_dtype = np.dtype(spec.dtype.fmt) if spec.dtype.fmt else np.dtype(np.float32)
