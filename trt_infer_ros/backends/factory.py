@@ -11,12 +11,12 @@ from trt_infer_ros.backends.runner import BackendUnavailable, Runner
 from trt_infer_ros.backends.tinygrad_runner import cuda_driver_present
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "tinygrad")
-# Fastest first, as measured. On the default CenterNet model tinygrad CUDA took 517 ms a frame
-# on an H200 (its TopK over 1.3M scores dominates) against 10 ms for onnxruntime on 16 CPU
-# cores, so tinygrad CUDA only stands in where onnxruntime is missing. On CPU onnxruntime beat
-# tinygrad ~5x (DESIGN.md), so tinygrad CPU is never picked automatically.
-AUTO_ORDER = (("tensorrt", None), ("onnxruntime", "CUDA"), ("onnxruntime", "CPU"),
-              ("tinygrad", "CUDA"))
+# Fastest first, as measured on the default CenterNet: tinygrad on CUDA runs it in 4.4 ms on an
+# H100 (with the sort-based TopK of tinygrad_ops) against 12.7 ms for onnxruntime on 16 CPU cores
+# (benchmarks/GPU_NOTES.md). On the CPU onnxruntime beats tinygrad by far (26 ms against 630 ms
+# here), so tinygrad on the CPU is never picked automatically.
+AUTO_ORDER = (("tensorrt", None), ("onnxruntime", "CUDA"), ("tinygrad", "CUDA"),
+              ("onnxruntime", "CPU"))
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
@@ -44,10 +44,10 @@ def available_backends() -> list[tuple[str, str]]:
     tinygrad = importlib.util.find_spec("tinygrad") is not None
     if "CUDAExecutionProvider" in providers:
         found.append(("onnxruntime", "CUDA"))
-    if "CPUExecutionProvider" in providers:
-        found.append(("onnxruntime", "CPU"))
     if tinygrad and cuda_driver_present():
         found.append(("tinygrad", "CUDA"))
+    if "CPUExecutionProvider" in providers:
+        found.append(("onnxruntime", "CPU"))
     if tinygrad and shutil.which("clang"):
         found.append(("tinygrad", "CPU"))
     return found
@@ -70,8 +70,8 @@ def _create_named(backend: str, model_path: str, device: Optional[str]) -> Runne
 
 
 def create_runner(backend: str, model_path: str, device: Optional[str] = None) -> Runner:
-    """A runner for `model_path`. "auto" tries TensorRT, onnxruntime CUDA, onnxruntime CPU and
-    tinygrad CUDA in that order (only those on `device` when given) and takes the first that
+    """A runner for `model_path`. "auto" tries TensorRT, onnxruntime CUDA, tinygrad CUDA and
+    onnxruntime CPU in that order (only those on `device` when given) and takes the first that
     starts; the runner's `selection` attribute says what was chosen and why the others were not.
     """
     backend = (backend or "auto").lower()
