@@ -87,10 +87,9 @@ def test_factory_named_and_auto(conv_model):
     runner = create_runner("onnxruntime", conv_model)
     assert runner.name == "onnxruntime" and runner.selection == "onnxruntime requested"
     auto = create_runner("auto", conv_model)
-    assert (auto.name, auto.device) in available_backends()
+    # auto takes the first backend that runs here, in its (measured) order of speed
+    assert (auto.name, auto.device) == available_backends()[0]
     assert auto.selection.startswith(f"auto chose {auto.name}")
-    if auto.name != "tensorrt" and "CUDAExecutionProvider" not in onnxruntime_providers():
-        assert (auto.name, auto.device) == ("onnxruntime", "CPU")   # before tinygrad, even CUDA
     cpu = create_runner("auto", conv_model, device="CPU")
     assert (cpu.name, cpu.device) == ("onnxruntime", "CPU")   # faster than tinygrad on CPU
     assert "tensorrt" not in cpu.selection                   # never asked to run on the CPU
