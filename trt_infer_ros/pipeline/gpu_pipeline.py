@@ -27,7 +27,7 @@ from trt_infer_ros.models.adapter import ModelAdapter
 from trt_infer_ros.models.spec import Detections, ImageTransform
 from trt_infer_ros.pipeline.detector import (adapter_for, build_pipeline, decode_candidates,
                                               select_final)
-from trt_infer_ros.pipeline.preprocess import CHANNELS, compute_transform
+from trt_infer_ros.pipeline.preprocess import CHANNELS, compute_transform, validated_image
 from trt_infer_ros.pipeline.settings import DetectionSettings
 from trt_infer_ros.pipeline.timing import FrameTimings
 
@@ -56,15 +56,10 @@ def is_gpu_runner(runner) -> bool:
 
 def _image_geometry(image: np.ndarray, encoding: str) -> tuple[np.ndarray, int, int, int]:
     """(HxWxC view, width, height, row step in bytes) after validating like the CPU path."""
-    if encoding not in CHANNELS:
-        raise ValueError(f"unsupported encoding {encoding!r}; supported: {', '.join(CHANNELS)}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {image.dtype}")
-    c = CHANNELS[encoding]
-    if image.ndim == 2 and c == 1:
+    image = validated_image(image, encoding)
+    if image.ndim == 2:
         image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] != c:
-        raise ValueError(f"{encoding} image must be HxWx{c}, got shape {image.shape}")
+    c = CHANNELS[encoding]
     h, w = image.shape[:2]
     packed = image.strides[2] == 1 and image.strides[1] == c
     step = image.strides[0] if packed and w * c <= image.strides[0] <= 2 * w * c + 64 else w * c

@@ -35,7 +35,8 @@ def compute_transform(width: int, height: int, spec: InputSpec) -> tuple[ImageTr
         new_w, new_h
 
 
-def _as_hwc(image: np.ndarray, encoding: str) -> np.ndarray:
+def validated_image(image: np.ndarray, encoding: str) -> np.ndarray:
+    """`image` as HxWxC (HxW for mono8) after checking it fits `encoding`; a clear error if not."""
     if encoding not in CHANNELS:
         raise ValueError(f"unsupported encoding {encoding!r}; supported: {', '.join(ENCODINGS)}")
     if image.dtype != np.uint8:
@@ -50,7 +51,7 @@ def _as_hwc(image: np.ndarray, encoding: str) -> np.ndarray:
 
 def _to_uint8_canvas(image: np.ndarray, encoding: str, spec: InputSpec) -> tuple[np.ndarray, ImageTransform]:
     """The HxWx3 uint8 network-size image in the network's colour order, and its transform."""
-    img = _as_hwc(image, encoding)
+    img = validated_image(image, encoding)
     h, w = img.shape[:2]
     transform, new_w, new_h = compute_transform(w, h, spec)
     # cv2 takes arbitrary row strides but wants each row's pixels packed together.
