@@ -10,8 +10,8 @@ from trt_infer_ros.models.spec import Detections
 
 
 def _color(class_id: int) -> tuple[int, int, int]:
-    # A fixed, well-spread colour per class so the same class keeps its colour across frames.
-    hue = (class_id * 47) % 180
+    # A fixed colour per class; golden-ratio steps keep neighbouring ids far apart in hue.
+    hue = int((class_id * 0.618034) % 1.0 * 180)
     bgr = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
     return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
@@ -27,16 +27,29 @@ def to_bgr(image: np.ndarray, encoding: str) -> np.ndarray:
 
 def draw_detections(image_bgr: np.ndarray, detections: Detections,
                     class_names: Sequence[str]) -> np.ndarray:
-    """Boxes and 'label score' tags drawn in place on a BGR image, which is returned."""
+    """Boxes and 'label score' tags drawn in place on a BGR image, which is returned.
+
+    Tags go above their box, best score first; a tag that would cover one already drawn moves
+    down, so overlapping boxes (a cup on a table) keep both labels readable.
+    """
     thickness = max(1, round(min(image_bgr.shape[:2]) / 300))
-    for box, score, class_id in zip(detections.boxes, detections.scores, detections.class_ids):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        color = _color(int(class_id))
-        cv2.rectangle(image_bgr, (x1, y1), (x2, y2), color, thickness)
-        text = f"{label_for(int(class_id), class_names)} {score:.2f}"
+    order = np.argsort(-detections.scores, kind="stable")
+    for i in order:
+        x1, y1, x2, y2 = (int(round(v)) for v in detections.boxes[i])
+        cv2.rectangle(image_bgr, (x1, y1), (x2, y2), _color(int(detections.class_ids[i])), thickness)
+    placed: list[tuple[int, int, int, int]] = []
+    for i in order:
+        x1, y1 = (int(round(v)) for v in detections.boxes[i][:2])
+        class_id = int(detections.class_ids[i])
+        text = f"{label_for(class_id, class_names)} {detections.scores[i]:.2f}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        top = max(0, y1 - th - base - 2)
-        cv2.rectangle(image_bgr, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
+        w, h = tw + 2, th + base + 2
+        top = max(0, y1 - h)
+        while any(x1 < px + pw and px < x1 + w and top < py + ph and py < top + h
+                  for px, py, pw, ph in placed) and top + h < image_bgr.shape[0]:
+            top += h
+        placed.append((x1, top, w, h))
+        cv2.rectangle(image_bgr, (x1, top), (x1 + w, top + h), _color(class_id), -1)
         cv2.putText(image_bgr, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                     (0, 0, 0), 1, cv2.LINE_AA)
     return image_bgr
