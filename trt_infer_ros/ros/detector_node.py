@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -25,6 +26,7 @@ from trt_infer_ros.ros.qos import image_qos
 from trt_infer_ros.ros.spin import run_node
 
 STATS_PERIOD_S = 10.0
+WARMUP_FRAMES = 3      # TinyJit compiles on the 1st call and captures on the 2nd
 
 
 class DetectorNode(Node):
@@ -36,6 +38,7 @@ class DetectorNode(Node):
         self._class_names = list(self._pipeline.adapter.class_names)
         self._pipeline.settings.class_filter = parse_class_filter(
             params["class_filter"], self._class_names)
+        self._warm_up()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._detections_pub = self.create_publisher(Detection2DArray, "~/detections", 10)
@@ -56,6 +59,16 @@ class DetectorNode(Node):
             f"{spec.width}x{spec.height} {spec.layout}), backend {runner.name} on {runner.device}; "
             f"listening on {self._image_sub.topic_name} ({params['qos_reliability']}, "
             f"depth {params['qos_depth']})")
+
+    def _warm_up(self) -> None:
+        """Pay for compilation and allocation before the first camera frame, not on it."""
+        spec = self._pipeline.adapter.input_spec
+        blank = np.zeros((spec.height, spec.width, 3), np.uint8)
+        self.get_logger().info("warming up the model (a first run may compile it)...")
+        start = time.perf_counter()
+        for _ in range(WARMUP_FRAMES):
+            self._pipeline(blank, "bgr8")
+        self.get_logger().info(f"warm-up done in {time.perf_counter() - start:.1f} s")
 
     # -- parameters ---------------------------------------------------------------------------
     def _on_set_parameters(self, parameters) -> SetParametersResult:
