@@ -12,7 +12,7 @@ from trt_infer_ros.backends.tinygrad_runner import cuda_driver_present
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "tinygrad")
 # Fastest first, as measured on the default CenterNet: tinygrad on CUDA runs it in 4.4 ms on an
-# H100 (with the sort-based TopK of tinygrad_ops) against 12.7 ms for onnxruntime on 16 CPU cores
+# H100 (with the sort-based TopK of tinygrad_ops) against 13-19 ms for onnxruntime on 16 CPU cores
 # (benchmarks/GPU_NOTES.md). On the CPU onnxruntime beats tinygrad by far (26 ms against 630 ms
 # here), so tinygrad on the CPU is never picked automatically.
 AUTO_ORDER = (("tensorrt", None), ("onnxruntime", "CUDA"), ("tinygrad", "CUDA"),
