@@ -5,20 +5,15 @@ import numpy as np
 import pytest
 
 from trt_infer_ros.models.centernet import CenterNetAdapter
-from trt_infer_ros.models.nms import nms
 from trt_infer_ros.models.spec import Detections, ImageTransform
 from trt_infer_ros.models.yolo import YoloV5Adapter, YoloV8Adapter, YoloXAdapter
+from trt_infer_ros.pipeline.detector import decode_candidates, select_final
 from trt_infer_ros.pipeline.settings import DetectionSettings
 
 
 def cpu_reference(adapter, outputs, settings, transform):
-    """What DetectionPipeline does after the runner."""
-    dets = adapter.decode(outputs, settings.score_threshold)
-    if settings.class_filter is not None:
-        dets = dets.select(np.isin(dets.class_ids, np.fromiter(settings.class_filter, np.int64)))
-    keep = nms(dets.boxes, dets.scores, dets.class_ids, settings.nms_iou_threshold,
-               settings.max_detections)
-    dets = dets.select(keep)
+    """What DetectionPipeline does after the runner, through its own functions."""
+    dets = select_final(adapter, decode_candidates(adapter, outputs, settings), settings)
     return Detections(transform.to_source(dets.boxes), dets.scores, dets.class_ids)
 
 

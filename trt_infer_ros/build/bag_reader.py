@@ -19,10 +19,11 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from trt_infer_ros.models.spec import CHANNELS
+
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
-CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
 
 
 class BagError(ValueError):

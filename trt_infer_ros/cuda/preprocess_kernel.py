@@ -21,8 +21,8 @@ from trt_infer_ros.cuda.buffers import DeviceBuffer
 from trt_infer_ros.cuda.context import CudaContext
 from trt_infer_ros.cuda.nvrtc import Module, kernel_source
 from trt_infer_ros.cuda.stream import Stream
+from trt_infer_ros.models.spec import CHANNELS
 
-CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
 # position of R, G, B inside a source pixel
 _RGB_POSITION = {"bgr8": (2, 1, 0), "bgra8": (2, 1, 0), "rgb8": (0, 1, 2), "rgba8": (0, 1, 2),
                  "mono8": (0, 0, 0)}

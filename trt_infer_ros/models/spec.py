@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The image encodings every stage takes (8 bits per channel, so byte order never matters),
+# with their channel counts.
+CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
+
 
 @dataclass(frozen=True)
 class InputSpec:

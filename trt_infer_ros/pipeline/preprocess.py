@@ -6,10 +6,9 @@ import functools
 import cv2
 import numpy as np
 
-from trt_infer_ros.models.spec import ImageTransform, InputSpec
+from trt_infer_ros.models.spec import CHANNELS, ImageTransform, InputSpec
 
-ENCODINGS = ("bgr8", "rgb8", "mono8", "bgra8", "rgba8")
-CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
+ENCODINGS = tuple(CHANNELS)
 
 # (encoding, network colour) -> cv2 conversion code; None means the order already matches.
 _CONVERSIONS = {

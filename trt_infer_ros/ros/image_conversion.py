@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# encoding -> channels; all are 8 bits per channel, so endianness never matters.
-CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4}
+from trt_infer_ros.models.spec import CHANNELS
 
 
 class ImageConversionError(ValueError):
