@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from trt_infer_ros.models.spec import Detections
+from trt_infer_ros.pipeline.preprocess import convert_color
 
 
 def _color(class_id: int) -> tuple[int, int, int]:
@@ -17,12 +18,9 @@ def _color(class_id: int) -> tuple[int, int, int]:
 
 
 def to_bgr(image: np.ndarray, encoding: str) -> np.ndarray:
-    """A contiguous BGR copy of an image in any supported encoding."""
-    conversions = {"rgb8": cv2.COLOR_RGB2BGR, "bgra8": cv2.COLOR_BGRA2BGR,
-                   "rgba8": cv2.COLOR_RGBA2BGR, "mono8": cv2.COLOR_GRAY2BGR}
-    if encoding in conversions:
-        return cv2.cvtColor(np.ascontiguousarray(image), conversions[encoding])
-    return np.ascontiguousarray(image).copy()
+    """A contiguous BGR copy of an image in any supported encoding (never a view of it)."""
+    bgr = convert_color(np.ascontiguousarray(image), encoding, "BGR")
+    return bgr.copy() if np.shares_memory(bgr, image) else bgr
 
 
 def draw_detections(image_bgr: np.ndarray, detections: Detections,

@@ -10,14 +10,20 @@ from trt_infer_ros.models.spec import CHANNELS, ImageTransform, InputSpec
 
 ENCODINGS = tuple(CHANNELS)
 
-# (encoding, network colour) -> cv2 conversion code; None means the order already matches.
-_CONVERSIONS = {
+# (encoding, wanted colour order) -> cv2 conversion code; None means the order already matches.
+COLOR_CONVERSIONS = {
     ("bgr8", "BGR"): None, ("bgr8", "RGB"): cv2.COLOR_BGR2RGB,
     ("rgb8", "RGB"): None, ("rgb8", "BGR"): cv2.COLOR_RGB2BGR,
     ("bgra8", "BGR"): cv2.COLOR_BGRA2BGR, ("bgra8", "RGB"): cv2.COLOR_BGRA2RGB,
     ("rgba8", "RGB"): cv2.COLOR_RGBA2RGB, ("rgba8", "BGR"): cv2.COLOR_RGBA2BGR,
     ("mono8", "RGB"): cv2.COLOR_GRAY2RGB, ("mono8", "BGR"): cv2.COLOR_GRAY2BGR,
 }
+
+
+def convert_color(image: np.ndarray, encoding: str, color: str) -> np.ndarray:
+    """`image` in `color` order ("RGB" or "BGR", 3 channels); the input itself when it already is."""
+    code = COLOR_CONVERSIONS[(encoding, color)]
+    return cv2.cvtColor(image, code) if code is not None else image
 
 
 def compute_transform(width: int, height: int, spec: InputSpec) -> tuple[ImageTransform, int, int]:
@@ -58,8 +64,7 @@ def _to_uint8_canvas(image: np.ndarray, encoding: str, spec: InputSpec) -> tuple
         img = np.ascontiguousarray(img)
     if (new_w, new_h) != (w, h):
         img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    code = _CONVERSIONS[(encoding, spec.color)]
-    img = cv2.cvtColor(img, code) if code is not None else img
+    img = convert_color(img, encoding, spec.color)
     if (new_w, new_h) == (spec.width, spec.height):
         return img, transform
     canvas = np.full((spec.height, spec.width, 3), spec.pad_value, np.uint8)
