@@ -211,7 +211,7 @@ def test_frames_from_other_threads(tinygrad_cuda, tmp_path, rng_seed):
         pipe.close()
 
 
-def test_build_best_pipeline_picks_gpu(tinygrad_cuda, tmp_path):
+def test_engine_best_pipeline_picks_gpu(tinygrad_cuda, tmp_path):
     from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
 
     path = make_yolov8_shaped(tmp_path / "y.onnx", 64, 80, seed=4)

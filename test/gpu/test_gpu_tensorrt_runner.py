@@ -66,8 +66,8 @@ class RecordingTrtExecutionFake:
 
 def make_runner(fake, use_graph=True):
     from trt_infer_ros.backends.tensorrt_runner import TensorRTRunner
-    from trt_infer_ros.build.engine_loader import LoadedEngine
-    from trt_infer_ros.build.sidecar import TensorSpec
+    from trt_infer_ros.engine.engine_loader import LoadedEngine
+    from trt_infer_ros.engine.sidecar import TensorSpec
 
     loaded = LoadedEngine(
         engine=fake.engine(), runtime=None, sidecar=None, path="fake.engine",

@@ -1,4 +1,4 @@
-"""Conformance of trt_infer_ros.build with a real TensorRT (8.5 .. 11).
+"""Conformance of trt_infer_ros.engine with a real TensorRT (8.5 .. 11).
 
 Skipped (pytestmark below) where `import tensorrt` fails or there is no GPU. On a machine with
 TensorRT it checks:
@@ -29,13 +29,13 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from trt_infer_ros.build import trt_compat
-from trt_infer_ros.build.builder import build_engine
-from trt_infer_ros.build.calibration_cache import CalibrationCache
-from trt_infer_ros.build.device_info import current_device
-from trt_infer_ros.build.engine_loader import EngineMismatchError, load_engine
-from trt_infer_ros.build.options import BuildOptions
-from trt_infer_ros.build.sidecar import sidecar_path
+from trt_infer_ros.engine import trt_compat
+from trt_infer_ros.engine.builder import build_engine
+from trt_infer_ros.engine.calibration_cache import CalibrationCache
+from trt_infer_ros.engine.device_info import current_device
+from trt_infer_ros.engine.engine_loader import EngineMismatchError, load_engine
+from trt_infer_ros.engine.options import BuildOptions
+from trt_infer_ros.engine.sidecar import sidecar_path
 from trt_infer_ros.models.spec import InputSpec
 
 

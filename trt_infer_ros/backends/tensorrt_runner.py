@@ -1,6 +1,6 @@
 """TensorRT runner: name-based I/O, pinned staging, one CUDA graph per input shape.
 
-Engines are loaded (and checked against their sidecar) by `build.engine_loader.load_engine`,
+Engines are loaded (and checked against their sidecar) by `engine.engine_loader.load_engine`,
 which sets the DLA core on the runtime before deserializing. Per input shape the runner:
 sets the input shape, allocates device buffers and pinned host staging for every I/O tensor,
 binds them with `set_tensor_address`, enqueues once with `execute_async_v3` (TensorRT finishes
@@ -52,7 +52,7 @@ class TensorRTRunner:
                  use_cuda_graph: bool = True, trt=None, loaded=None, context=None) -> None:
         """`loaded`: an already loaded `LoadedEngine` (tests); otherwise `model_path` is loaded
         through `load_engine`. `device` "DLA0"/"DLA1" picks a DLA core when `dla_core` is None."""
-        from trt_infer_ros.build import trt_compat
+        from trt_infer_ros.engine import trt_compat
         from trt_infer_ros.cuda.context import CudaContext, cuda_unavailable_reason
 
         if trt is None:
@@ -65,7 +65,7 @@ class TensorRTRunner:
         self._trt = trt
         self.context = context or CudaContext.primary()
         if loaded is None:
-            from trt_infer_ros.build.engine_loader import load_engine
+            from trt_infer_ros.engine.engine_loader import load_engine
             loaded = load_engine(str(model_path), trt=trt, onnx_path=onnx_path, dla_core=dla_core)
         self._loaded = loaded
         self.engine = loaded.engine

@@ -5,8 +5,8 @@
     ros2 launch trt_infer_ros build_engine.launch.py onnx:=model.onnx
 
 The same entry point is a plain command-line tool when given options instead of --ros-args
-(`engine_builder_node --onnx model.onnx --precision fp16`, see trt_infer_ros.build.cli).
-Parameters are declared from trt_infer_ros.build.options.PARAMETERS with type, range/choices
+(`engine_builder_node --onnx model.onnx --precision fp16`, see trt_infer_ros.engine.cli).
+Parameters are declared from trt_infer_ros.engine.options.PARAMETERS with type, range/choices
 and description. The process exits with 0 (built / up to date), 2 (bad parameters, each named
 with what to do), 3 (no TensorRT), 4 (existing engine mismatched, on_mismatch error) or 1.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
-from trt_infer_ros.build import cli
-from trt_infer_ros.build.options import PARAMETERS, BuildConfigError, BuildOptions, ParamDef
+from trt_infer_ros.engine import cli
+from trt_infer_ros.engine.options import PARAMETERS, BuildConfigError, BuildOptions, ParamDef
 
 
 def _descriptor(p: ParamDef):

@@ -17,13 +17,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from trt_infer_ros.build import sidecar as sidecar_mod
-from trt_infer_ros.build import trt_compat
-from trt_infer_ros.build.device_info import DeviceInfo, current_device
-from trt_infer_ros.build.model_facts import file_sha256
-from trt_infer_ros.build.sidecar import EngineSidecar, Mismatch, TensorSpec
+from trt_infer_ros.engine import sidecar as sidecar_mod
+from trt_infer_ros.engine import trt_compat
+from trt_infer_ros.engine.device_info import DeviceInfo, current_device
+from trt_infer_ros.engine.model_facts import file_sha256
+from trt_infer_ros.engine.sidecar import EngineSidecar, Mismatch, TensorSpec
 
-LOG = logging.getLogger("trt_infer_ros.build.engine_loader")
+LOG = logging.getLogger("trt_infer_ros.engine.engine_loader")
 
 
 class EngineMismatchError(RuntimeError):
@@ -129,7 +129,7 @@ def load_engine(engine_path: str, *, trt=None, logger=None, device: Optional[Dev
         if rebuild is None or rebuild.on_mismatch != "rebuild":
             raise
         say(f"{exc}\nrebuilding because on_mismatch is 'rebuild'")
-        from trt_infer_ros.build.builder import build_engine  # noqa: PLC0415 - avoids a cycle
+        from trt_infer_ros.engine.builder import build_engine  # noqa: PLC0415 - avoids a cycle
         build_engine(dataclasses.replace(rebuild, engine=engine_path, force=True), trt=trt,
                      device=device, log=say)
         recorded = check_engine(engine_path, trt_version=trt_version, device=device,

@@ -19,10 +19,10 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from trt_infer_ros.build import calibration_cache
-from trt_infer_ros.build.options import IMAGE_SUFFIXES
+from trt_infer_ros.engine import calibration_cache
+from trt_infer_ros.engine.options import IMAGE_SUFFIXES
 
-LOG = logging.getLogger("trt_infer_ros.build.calibration")
+LOG = logging.getLogger("trt_infer_ros.engine.calibration")
 
 Image = tuple[np.ndarray, str]    # (HxWxC or HxW uint8, encoding)
 
@@ -42,7 +42,7 @@ def directory_images(directory: str) -> Iterator[Image]:
 
 
 def bag_images(bag_path: str, topic: str = "") -> Iterator[Image]:
-    from trt_infer_ros.build.bag_reader import read_images  # noqa: PLC0415
+    from trt_infer_ros.engine.bag_reader import read_images  # noqa: PLC0415
     for message in read_images(bag_path, topic or None):
         yield message.image, message.encoding
 

@@ -14,5 +14,5 @@ sidecar        the JSON written next to every engine, and comparing it
 engine_loader  the one place that checks and deserializes engines (runners use it)
 dla_report     layers DLA cannot take, where layers ended up, fallback warnings
 onnx_split     backbone/head split at named tensors, cut suggestions
-cli            the command line (python -m trt_infer_ros.build.cli)
+cli            the command line (python -m trt_infer_ros.engine.cli)
 """

@@ -7,8 +7,8 @@ import time
 import pytest
 from fakes.fake_tensorrt import FakeTensorRT
 
-from trt_infer_ros.build import dla_report
-from trt_infer_ros.build.progress import Heartbeat, ProgressState, make_progress_monitor
+from trt_infer_ros.engine import dla_report
+from trt_infer_ros.engine.progress import Heartbeat, ProgressState, make_progress_monitor
 
 
 class Clock:
@@ -134,7 +134,7 @@ def test_fallback_warning_threshold():
 
 
 def test_plan_lists_layers_dla_cannot_take(tmp_path):
-    from test_build_builder import conv_graph
+    from test_engine_builder import conv_graph
     fake = FakeTensorRT("10.3.0", dla_cores=1)
     network = fake.Builder(None).create_network(0)
     fake.OnnxParser(network, None).parse_from_file(conv_graph(tmp_path / "m.onnx"))

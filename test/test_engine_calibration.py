@@ -13,13 +13,13 @@ import onnxruntime as ort
 import pytest
 from onnx_graphs import IMAGES
 from fakes.fake_tensorrt import FakeTensorRT
-from test_build_builder import conv_graph, run_build
+from test_engine_builder import conv_graph, run_build
 
-from trt_infer_ros.build import calibration
-from trt_infer_ros.build.calibration_cache import (CalibrationCache, CalibrationCacheError,
+from trt_infer_ros.engine import calibration
+from trt_infer_ros.engine.calibration_cache import (CalibrationCache, CalibrationCacheError,
                                                    cache_matches, float_to_hex, hex_to_float,
                                                    read_meta, write_cache)
-from trt_infer_ros.build.options import BuildConfigError
+from trt_infer_ros.engine.options import BuildConfigError
 from trt_infer_ros.models.spec import InputSpec
 
 SPEC = InputSpec(width=32, height=32, layout="NCHW", color="RGB", resize="letterbox")

@@ -6,12 +6,12 @@ import json
 
 import pytest
 from fakes.fake_tensorrt import FakeTensorRT
-from test_build_builder import ORIN, conv_graph, run_build
+from test_engine_builder import ORIN, conv_graph, run_build
 
-from trt_infer_ros.build.device_info import DeviceInfo
-from trt_infer_ros.build.engine_loader import EngineMismatchError, load_engine
-from trt_infer_ros.build.options import BuildOptions
-from trt_infer_ros.build.sidecar import SidecarError, compare, read_sidecar, sidecar_path
+from trt_infer_ros.engine.device_info import DeviceInfo
+from trt_infer_ros.engine.engine_loader import EngineMismatchError, load_engine
+from trt_infer_ros.engine.options import BuildOptions
+from trt_infer_ros.engine.sidecar import SidecarError, compare, read_sidecar, sidecar_path
 
 
 @pytest.fixture

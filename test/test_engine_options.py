@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from fakes.fake_tensorrt import FakeTensorRT
-from test_build_builder import conv_graph
+from test_engine_builder import conv_graph
 
-from trt_infer_ros.build import cli
-from trt_infer_ros.build.options import (PARAMETERS, BuildConfigError, BuildOptions,
+from trt_infer_ros.engine import cli
+from trt_infer_ros.engine.options import (PARAMETERS, BuildConfigError, BuildOptions,
                                          match_layer_precision, parse_layer_precisions,
                                          parse_shape)
 
@@ -136,16 +136,16 @@ def test_cli_build_with_the_fake_and_exit_statuses(tmp_path):
 
 def test_cli_process_without_tensorrt_says_what_is_missing(tmp_path):
     """As a new user would run it: a real process, no TensorRT on this machine."""
-    from trt_infer_ros.build.trt_compat import tensorrt_unavailable_reason
+    from trt_infer_ros.engine.trt_compat import tensorrt_unavailable_reason
     if tensorrt_unavailable_reason() is None:
         pytest.skip("TensorRT is installed here; this checks the message on machines without it")
     onnx = conv_graph(tmp_path / "m.onnx")
-    proc = subprocess.run([sys.executable, "-m", "trt_infer_ros.build.cli", "--onnx", onnx],
+    proc = subprocess.run([sys.executable, "-m", "trt_infer_ros.engine.cli", "--onnx", onnx],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == cli.EXIT_NO_TENSORRT
     assert "TensorRT's Python module cannot be imported" in proc.stderr
     assert "JetPack" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "trt_infer_ros.build.cli", "--precision",
+    proc = subprocess.run([sys.executable, "-m", "trt_infer_ros.engine.cli", "--precision",
                            "int8"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == cli.EXIT_BAD_PARAMETERS
     assert "onnx: no ONNX model given" in proc.stderr

@@ -14,13 +14,13 @@ from onnx_graphs import save_graph
 from fakes.fake_tensorrt import FakeTensorRT
 from onnx import helper
 
-from trt_infer_ros.build import builder as builder_mod
-from trt_infer_ros.build.builder import build_engine
-from trt_infer_ros.build.calibration_cache import CalibrationCache, write_cache
-from trt_infer_ros.build.device_info import DeviceInfo
-from trt_infer_ros.build.engine_loader import EngineMismatchError
-from trt_infer_ros.build.options import BuildConfigError, BuildOptions
-from trt_infer_ros.build.sidecar import read_sidecar
+from trt_infer_ros.engine import builder as builder_mod
+from trt_infer_ros.engine.builder import build_engine
+from trt_infer_ros.engine.calibration_cache import CalibrationCache, write_cache
+from trt_infer_ros.engine.device_info import DeviceInfo
+from trt_infer_ros.engine.engine_loader import EngineMismatchError
+from trt_infer_ros.engine.options import BuildConfigError, BuildOptions
+from trt_infer_ros.engine.sidecar import read_sidecar
 
 VERSIONS = ["8.5.3", "8.6.1", "10.3.0", "11.0.0"]
 ORIN = DeviceInfo("Orin (nvgpu)", "8.7")
@@ -458,7 +458,7 @@ def test_no_progress_monitor_before_10_but_a_heartbeat(tmp_path, onnx_path, monk
 # --- engine reuse, sidecar, failure ----------------------------------------------------------
 
 def test_sidecar_records_everything(tmp_path, onnx_path):
-    from trt_infer_ros.build.model_facts import file_sha256
+    from trt_infer_ros.engine.model_facts import file_sha256
     result = run_build(FakeTensorRT("10.3.0"), onnx=onnx_path, precision="fp16",
                        engine=str(tmp_path / "m.engine"))
     side = read_sidecar(result.engine_path)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_build_builder import conv_graph
+from test_engine_builder import conv_graph
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_out_of_range_and_wrong_type_parameters_are_refused_by_the_descriptors(t
 
 
 def test_without_tensorrt_the_node_says_so(tmp_path):
-    from trt_infer_ros.build.trt_compat import tensorrt_unavailable_reason
+    from trt_infer_ros.engine.trt_compat import tensorrt_unavailable_reason
     if tensorrt_unavailable_reason() is None:
         pytest.skip("TensorRT is installed here")
     proc = run_node(f"onnx:={conv_graph(tmp_path / 'm.onnx')}")
@@ -74,7 +74,7 @@ def test_node_builds_with_list_parameters(tmp_path):
 def test_descriptors_carry_type_range_choices_and_description():
     from rcl_interfaces.msg import ParameterType
 
-    from trt_infer_ros.build.options import PARAMETERS
+    from trt_infer_ros.engine.options import PARAMETERS
     from trt_infer_ros.ros.engine_builder_node import _descriptor
     by_name = {p.name: _descriptor(p) for p in PARAMETERS}
     d = by_name["dla_core"]
@@ -86,7 +86,7 @@ def test_descriptors_carry_type_range_choices_and_description():
     assert all(d.description for d in by_name.values())
 
 
-def test_build_yaml_is_a_valid_parameter_file_for_the_node(tmp_path):
+def test_engine_yaml_is_a_valid_parameter_file_for_the_node(tmp_path):
     """config/build.yaml loads as the node's parameters (with onnx overridden)."""
     onnx = conv_graph(tmp_path / "m.onnx")
     code = ("import sys; sys.path.insert(0, 'test'); "

@@ -22,16 +22,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from trt_infer_ros.build import calibration, calibration_cache, dla_report, trt_compat
-from trt_infer_ros.build import sidecar as sidecar_mod
-from trt_infer_ros.build.device_info import DeviceInfo, current_device
-from trt_infer_ros.build.engine_loader import EngineMismatchError, io_specs
-from trt_infer_ros.build.model_facts import ModelFacts, file_sha256, read_model_facts
-from trt_infer_ros.build.options import (BuildConfigError, BuildOptions, ShapeProfile,
+from trt_infer_ros.engine import calibration, calibration_cache, dla_report, trt_compat
+from trt_infer_ros.engine import sidecar as sidecar_mod
+from trt_infer_ros.engine.device_info import DeviceInfo, current_device
+from trt_infer_ros.engine.engine_loader import EngineMismatchError, io_specs
+from trt_infer_ros.engine.model_facts import ModelFacts, file_sha256, read_model_facts
+from trt_infer_ros.engine.options import (BuildConfigError, BuildOptions, ShapeProfile,
                                          format_shape, match_layer_precision)
-from trt_infer_ros.build.progress import Heartbeat, make_progress_monitor
+from trt_infer_ros.engine.progress import Heartbeat, make_progress_monitor
 
-LOG = logging.getLogger("trt_infer_ros.build.builder")
+LOG = logging.getLogger("trt_infer_ros.engine.builder")
 LogFn = Callable[[str], None]
 
 

@@ -11,7 +11,7 @@ import pytest
 from onnx_graphs import DEFAULT_MODEL, IMAGES, save_graph
 from onnx import helper
 
-from trt_infer_ros.build.onnx_split import SplitError, main, split_model, suggest_cut
+from trt_infer_ros.engine.onnx_split import SplitError, main, split_model, suggest_cut
 
 
 def yolo_like(path) -> str:

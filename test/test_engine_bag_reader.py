@@ -8,7 +8,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from trt_infer_ros.build.bag_reader import (BagError, CdrReader, decode_image, image_topics,
+from trt_infer_ros.engine.bag_reader import (BagError, CdrReader, decode_image, image_topics,
                                             read_images)
 
 

@@ -215,7 +215,7 @@ def split_model(model_or_path, cut_tensors: Optional[Sequence[str]] = None,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """python -m trt_infer_ros.build.onnx_split model.onnx [--cut t1,t2] [--out-dir d]"""
+    """python -m trt_infer_ros.engine.onnx_split model.onnx [--cut t1,t2] [--out-dir d]"""
     import argparse  # noqa: PLC0415
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("onnx")

@@ -1,6 +1,6 @@
 """Command line for engine building: the same options as engine_builder_node's parameters.
 
-    python -m trt_infer_ros.build.cli --onnx models/centernet_mobilenetv3_coco.onnx \
+    python -m trt_infer_ros.engine.cli --onnx models/centernet_mobilenetv3_coco.onnx \
         --precision fp16 --timing_cache ~/.cache/trt_infer_ros/timing.cache
 
 Options come from options.PARAMETERS (underscore or dash spelling); `--params-file build.yaml`
@@ -15,7 +15,7 @@ import logging
 import sys
 from typing import Callable, Optional, Sequence
 
-from trt_infer_ros.build.options import PARAMETERS, BuildConfigError, BuildOptions
+from trt_infer_ros.engine.options import PARAMETERS, BuildConfigError, BuildOptions
 
 EXIT_OK, EXIT_BUILD_FAILED, EXIT_BAD_PARAMETERS, EXIT_NO_TENSORRT, EXIT_MISMATCH = 0, 1, 2, 3, 4
 NODE_NAME = "engine_builder_node"
@@ -68,9 +68,9 @@ def options_from_args(argv: Optional[Sequence[str]] = None) -> BuildOptions:
 def run(options: BuildOptions, log: Callable[[str], None],
         error: Callable[[str], None], trt=None) -> int:
     """Build and map every outcome to an exit status with a message a new user can act on."""
-    from trt_infer_ros.build.builder import BuildError, build_engine  # noqa: PLC0415
-    from trt_infer_ros.build.engine_loader import EngineMismatchError  # noqa: PLC0415
-    from trt_infer_ros.build.trt_compat import TensorRTUnavailable  # noqa: PLC0415
+    from trt_infer_ros.engine.builder import BuildError, build_engine  # noqa: PLC0415
+    from trt_infer_ros.engine.engine_loader import EngineMismatchError  # noqa: PLC0415
+    from trt_infer_ros.engine.trt_compat import TensorRTUnavailable  # noqa: PLC0415
     try:
         result = build_engine(options, trt=trt, log=log)
     except BuildConfigError as exc:

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from trt_infer_ros.build import trt_compat
+from trt_infer_ros.engine import trt_compat
 
 LogFn = Callable[[str], None]
 
