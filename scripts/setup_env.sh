@@ -102,8 +102,8 @@ compute_stamp() {
             if [ -f "$f" ]; then echo "== $f"; cat "$f"; fi
         done
         find ros_compat -type f -not -path '*/__pycache__/*' -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum
-        # The share/ prefix mirrors these top-level folders when they exist.
-        for d in launch config resource models data; do if [ -e "$d" ]; then echo "has $d"; fi; done
+        # The share/ prefix mirrors the files of these folders: a new file means a new link.
+        find package.xml launch config resource models data -type f -not -path '*/__pycache__/*' 2>/dev/null | sort
     ) | sha256sum | cut -d' ' -f1
 }
 WANT="$(compute_stamp)"
@@ -216,18 +216,26 @@ else
     log "no setup.py/pyproject.toml yet: skipping the project install"
 fi
 
-# setup.py data_files are dropped by editable installs, so lay out the share/ prefix by hand with
-# symlinks into the checkout: ament_index_python.get_package_share_directory('trt_infer_ros')
-# then resolves to live files.
+# setup.py data_files are dropped by editable installs, so lay out the share/ prefix by hand:
+# real directories holding one symlink per file into the checkout, as colcon's symlink install
+# does. ros2launch and ament_index do not follow a symlinked directory, so whole-directory links
+# break `ros2 launch trt_infer_ros detect.launch.py`; per-file links keep edits live.
 SHARE="$VENV/share/$PKG"
-mkdir -p "$SHARE" "$VENV/share/ament_index/resource_index/packages"
+mkdir -p "$VENV/share/ament_index/resource_index/packages"
 : >"$VENV/share/ament_index/resource_index/packages/$PKG"
+rm -rf "$SHARE"
+mkdir -p "$SHARE"
 for item in package.xml launch config resource models data; do
-    if [ -e "$REPO/$item" ]; then
-        ln -sfn "$REPO/$item" "$SHARE/$item"
-    else
-        rm -f "$SHARE/$item"
+    [ -e "$REPO/$item" ] || continue
+    if [ -f "$REPO/$item" ]; then
+        ln -s "$REPO/$item" "$SHARE/$item"
+        continue
     fi
+    while IFS= read -r -d '' file; do
+        rel="${file#"$REPO"/}"
+        mkdir -p "$SHARE/$(dirname "$rel")"
+        ln -s "$file" "$SHARE/$rel"
+    done < <(find "$REPO/$item" -type f -not -path '*/__pycache__/*' -print0)
 done
 # `ros2 run` looks for executables in <prefix>/lib/<package>/.
 "$VPY" - "$VENV" "$PKG" <<'EOF'

@@ -228,8 +228,29 @@ def test_disabled_node_publishes_nothing(ros):
 def test_unknown_model_path_fails_with_a_clear_error(ros):
     from trt_infer_ros.ros.detector_node import DetectorNode
     context, executor, _, nodes = ros
-    with pytest.raises(FileNotFoundError, match="model_path: no such file"):
+    with pytest.raises(ValueError, match="model_path: no such file"):
         start(DetectorNode, context, executor, nodes, model_path="/nonexistent/model.onnx")
+
+
+@pytest.mark.parametrize("path, reason", [("/tmp", "is a directory"),
+                                          ("/dev/zero", "not a regular file"),
+                                          ("EMPTY", "is empty")])
+def test_model_path_that_is_no_model_file_says_what_it_is(ros, tmp_path, path, reason):
+    from trt_infer_ros.ros.detector_node import DetectorNode
+    context, executor, _, nodes = ros
+    if path == "EMPTY":
+        path = str(tmp_path / "empty.onnx")
+        open(path, "wb").close()
+    with pytest.raises(ValueError, match=reason):
+        start(DetectorNode, context, executor, nodes, model_path=path)
+
+
+@pytest.mark.parametrize("device", ["nonsense", "CUDA:x", "DLA-1", "cpu cuda"])
+def test_unknown_device_is_named_before_any_backend_is_tried(ros, device):
+    from trt_infer_ros.ros.detector_node import DetectorNode
+    context, executor, _, nodes = ros
+    with pytest.raises(ValueError, match="is not a device name"):
+        start(DetectorNode, context, executor, nodes, device=device)
 
 
 def test_a_burst_of_frames_is_not_queued_the_newest_is_processed(ros):

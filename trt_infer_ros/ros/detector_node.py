@@ -19,14 +19,18 @@ from vision_msgs.msg import Detection2DArray
 from trt_infer_ros.pipeline.annotate import draw_detections, to_bgr
 from trt_infer_ros.ros.class_filter import ClassFilterError, parse_class_filter
 from trt_infer_ros.ros.detection_messages import to_detection_array
-from trt_infer_ros.ros.detector_parameters import declare_detector_parameters, load_pipeline
+from trt_infer_ros.ros.detector_parameters import (DETECTOR_PARAMETERS, LIVE,
+                                                   declare_detector_parameters, load_pipeline)
 from trt_infer_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array
 from trt_infer_ros.ros.latest_frame import LatestFrame
+from trt_infer_ros.ros.lost_messages import LostMessageCounter
+from trt_infer_ros.ros.parameters import check_updates, help_text
 from trt_infer_ros.ros.qos import image_qos
 from trt_infer_ros.ros.spin import run_node
 
 STATS_PERIOD_S = 10.0
 WARMUP_FRAMES = 3      # TinyJit compiles on the 1st call and captures on the 2nd
+WORKER_STOP_S = 10.0   # the frame in flight finishes before the publishers go
 
 
 class DetectorNode(Node):
@@ -45,7 +49,9 @@ class DetectorNode(Node):
         self._overlay_pub = self.create_publisher(Image, "~/image", image_qos("reliable", 1))
         qos = image_qos(params["qos_reliability"], params["qos_depth"])
         self._frames = LatestFrame()
-        self._image_sub = self.create_subscription(Image, "image", self._frames.put, qos)
+        self._lost = LostMessageCounter()
+        self._image_sub = self.create_subscription(Image, "image", self._frames.put, qos,
+                                                   **self._lost.subscription_kwargs())
 
         self._stats = {"frames": 0, "bad": 0, "latency_s": 0.0}
         self._stats_timer = self.create_timer(STATS_PERIOD_S, self._log_stats)
@@ -72,16 +78,26 @@ class DetectorNode(Node):
 
     # -- parameters ---------------------------------------------------------------------------
     def _on_set_parameters(self, parameters) -> SetParametersResult:
-        """Validate the whole batch first, then apply it: a rejected batch changes nothing."""
-        updates = {}
-        for p in parameters:
-            if p.name == "class_filter":
-                try:
-                    updates["class_filter"] = parse_class_filter(p.value, self._class_names)
-                except ClassFilterError as err:
-                    return SetParametersResult(successful=False, reason=str(err))
-            elif p.name in ("score_threshold", "nms_iou_threshold", "max_detections", "enable"):
-                updates[p.name] = p.value
+        """Validate the whole batch first, then apply it: a rejected batch changes nothing.
+
+        No exception may leave this callback: rclpy would take the node down with it.
+        """
+        try:
+            return self._apply_parameters(parameters)
+        except Exception as err:
+            return SetParametersResult(successful=False, reason=f"rejected: {err!r}"[:500])
+
+    def _apply_parameters(self, parameters) -> SetParametersResult:
+        values, problem = check_updates(DETECTOR_PARAMETERS, parameters)
+        if problem:
+            return SetParametersResult(successful=False, reason=problem)
+        updates = {name: value for name, value in values.items() if name in LIVE}
+        if "class_filter" in updates:
+            try:
+                updates["class_filter"] = parse_class_filter(updates["class_filter"],
+                                                             self._class_names)
+            except ClassFilterError as err:
+                return SetParametersResult(successful=False, reason=str(err))
         settings = self._pipeline.settings
         for name, value in updates.items():
             if name == "enable":
@@ -99,8 +115,14 @@ class DetectorNode(Node):
             msg = self._frames.take()
             if msg is None:
                 return
-            if self._enabled:
+            if not self._enabled:
+                continue
+            try:
                 self._process(msg)
+            except Exception as err:
+                if not self.context.ok():
+                    return          # shutting down: the publishers are already gone
+                self.get_logger().error(f"publishing failed: {err!r}", throttle_duration_sec=5.0)
 
     def _process(self, msg: Image) -> None:
         start = time.perf_counter()
@@ -126,12 +148,19 @@ class DetectorNode(Node):
 
     def _log_stats(self) -> None:
         frames = self._stats["frames"]
-        if frames == 0 and self._stats["bad"] == 0:
+        if frames == 0 and self._stats["bad"] == 0 and self._lost.pending == 0:
             return
         mean_ms = 1000.0 * self._stats["latency_s"] / max(frames, 1)
+        lost = self._lost.take()
         self.get_logger().info(
             f"{frames / STATS_PERIOD_S:.1f} frames/s, {mean_ms:.1f} ms per frame, "
-            f"{self._frames.replaced} skipped for newer frames, {self._stats['bad']} rejected")
+            f"{self._frames.replaced} skipped for newer frames, {lost} lost in transport, "
+            f"{self._stats['bad']} rejected")
+        if lost:
+            self.get_logger().warning(
+                f"{lost} frames were lost before they reached this node; see the README "
+                "('Frames lost in transport') for the DDS transport and QoS that avoid it",
+                throttle_duration_sec=60.0)
         self._stats.update(frames=0, bad=0, latency_s=0.0)
         self._frames.replaced = 0
 
@@ -139,7 +168,7 @@ class DetectorNode(Node):
         # Also called by rclpy's shutdown on a node whose __init__ failed half-way.
         if hasattr(self, "_worker"):
             self._frames.close()
-            self._worker.join(timeout=5.0)
+            self._worker.join(timeout=WORKER_STOP_S)
         super().destroy_node()
 
 
@@ -147,8 +176,11 @@ def parameters_value(value):
     return sorted(value) if isinstance(value, frozenset) else value
 
 
+HELP = help_text("detector_node", __doc__.strip(), DETECTOR_PARAMETERS)
+
+
 def main(args=None) -> int:
-    return run_node(DetectorNode, "detector_node", args)
+    return run_node(DetectorNode, "detector_node", args, help_text=HELP)
 
 
 if __name__ == "__main__":

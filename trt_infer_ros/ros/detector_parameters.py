@@ -1,58 +1,76 @@
-"""detector_node's parameters: declaration with descriptors, and the pipeline they select."""
+"""detector_node's parameters: one table (descriptors, checks, --help), and the pipeline they select."""
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import re
+import stat
 
 from trt_infer_ros.pipeline.settings import DetectionSettings
 from trt_infer_ros.resources import default_model_path
-from trt_infer_ros.ros.parameters import declare
+from trt_infer_ros.ros.parameters import ParamSpec, declare_all
 from trt_infer_ros.ros.qos import RELIABILITY_CHOICES
 
 BACKENDS = ("auto", "onnxruntime", "tinygrad", "tensorrt")
 MODEL_TYPES = ("auto", "yolov8", "yolov5", "yolox", "centernet", "end2end")
+# Device names the runners understand: CPU, CUDA (or CUDA:<n> for tinygrad), DLA0/DLA1 (TensorRT).
+DEVICE_PATTERN = re.compile(r"(CPU|CUDA(:[0-9]{1,2})?|GPU|DLA[0-9]?)", re.IGNORECASE)
+LIVE = ("score_threshold", "nms_iou_threshold", "max_detections", "class_filter", "enable")
+
+DETECTOR_PARAMETERS = (
+    ParamSpec("model_path", "", "ONNX model or TensorRT engine; empty = the bundled COCO CenterNet",
+              read_only=True),
+    ParamSpec("model_type", "auto", "output layout of the model; auto reads it from the ONNX graph",
+              read_only=True, choices=MODEL_TYPES),
+    ParamSpec("backend", "auto", "inference runtime; auto takes the fastest one installed",
+              read_only=True, choices=BACKENDS),
+    ParamSpec("device", "", "runtime device: CPU, CUDA, CUDA:<n>, DLA0, DLA1; empty lets the "
+              "backend choose", read_only=True, max_length=16),
+    ParamSpec("score_threshold", 0.3, "detections scoring below this are dropped",
+              float_range=(0.0, 1.0)),
+    ParamSpec("nms_iou_threshold", 0.45, "boxes of one class overlapping more than this are "
+              "merged", float_range=(0.0, 1.0)),
+    ParamSpec("max_detections", 100, "at most this many detections per frame, best first",
+              int_range=(1, 1000)),
+    ParamSpec("class_filter", "", "comma-separated class names or ids to keep; empty keeps all",
+              max_length=4096),
+    ParamSpec("enable", True, "false pauses inference (frames are ignored)"),
+    ParamSpec("qos_reliability", "best_effort", "image subscription reliability (best_effort = "
+              "sensor data)", read_only=True, choices=RELIABILITY_CHOICES),
+    ParamSpec("qos_depth", 1, "image subscription queue depth", read_only=True,
+              int_range=(1, 100)),
+)
 
 
 def declare_detector_parameters(node) -> dict:
-    """Declare every parameter and return their start-up values by name."""
-    p = {}
-    p["model_path"] = declare(node, "model_path", "",
-                              "ONNX model or TensorRT engine; empty = the bundled COCO CenterNet",
-                              read_only=True)
-    p["model_type"] = declare(node, "model_type", "auto",
-                              "output layout of the model; auto reads it from the ONNX graph",
-                              read_only=True, choices=MODEL_TYPES)
-    p["backend"] = declare(node, "backend", "auto",
-                           "inference runtime; auto takes the fastest one installed",
-                           read_only=True, choices=BACKENDS)
-    p["device"] = declare(node, "device", "",
-                          "runtime device, e.g. CPU or CUDA; empty lets the backend choose",
-                          read_only=True)
-    p["score_threshold"] = declare(node, "score_threshold", 0.3,
-                                   "detections scoring below this are dropped",
-                                   float_range=(0.0, 1.0))
-    p["nms_iou_threshold"] = declare(node, "nms_iou_threshold", 0.45,
-                                     "boxes of one class overlapping more than this are merged",
-                                     float_range=(0.0, 1.0))
-    p["max_detections"] = declare(node, "max_detections", 100,
-                                  "at most this many detections per frame, best first",
-                                  int_range=(1, 1000))
-    p["class_filter"] = declare(node, "class_filter", "",
-                                "comma-separated class names or ids to keep; empty keeps all")
-    p["enable"] = declare(node, "enable", True, "false pauses inference (frames are ignored)")
-    p["qos_reliability"] = declare(node, "qos_reliability", "best_effort",
-                                   "image subscription reliability (best_effort = sensor data)",
-                                   read_only=True, choices=RELIABILITY_CHOICES)
-    p["qos_depth"] = declare(node, "qos_depth", 1, "image subscription queue depth",
-                             read_only=True, int_range=(1, 100))
-    for name, choices in (("backend", BACKENDS), ("model_type", MODEL_TYPES),
-                          ("qos_reliability", RELIABILITY_CHOICES)):
-        if p[name] not in choices:
-            raise ValueError(f"{name} must be one of {', '.join(choices)}, got {p[name]!r}")
+    """Declare every parameter and return their start-up values by name (ValueError if bad)."""
+    p = declare_all(node, DETECTOR_PARAMETERS)
+    if p["device"] and not DEVICE_PATTERN.fullmatch(p["device"]):
+        raise ValueError(f"device {p['device']!r} is not a device name: use CPU, CUDA, CUDA:<n>, "
+                         "DLA0 or DLA1, or leave it empty to let the backend choose")
     if not p["model_path"]:
         p["model_path"] = str(default_model_path())
-    if not Path(p["model_path"]).is_file():
-        raise FileNotFoundError(f"model_path: no such file {p['model_path']!r}")
+    check_model_file(p["model_path"])
     return p
+
+
+def check_model_file(path: str) -> None:
+    """Say precisely why `path` cannot be a model file (missing, a directory, a device, empty)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ValueError(f"model_path: no such file {path!r}") from None
+    except OSError as err:
+        raise ValueError(f"model_path: cannot read {path!r}: {err.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"model_path: {path!r} is a directory; give the .onnx or engine file "
+                         "inside it")
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"model_path: {path!r} is not a regular file (a device, pipe or "
+                         "socket); give an .onnx or engine file")
+    if st.st_size == 0:
+        raise ValueError(f"model_path: {path!r} is empty (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"model_path: {path!r} is not readable by this user")
 
 
 def load_pipeline(params: dict, log):

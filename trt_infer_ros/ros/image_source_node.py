@@ -12,32 +12,30 @@ from sensor_msgs.msg import Image
 from trt_infer_ros.resources import sample_images_dir
 from trt_infer_ros.ros.frame_reader import check_source, convert_bgr, iterate_frames
 from trt_infer_ros.ros.image_conversion import array_to_image
-from trt_infer_ros.ros.parameters import declare
+from trt_infer_ros.ros.parameters import ParamSpec, declare_all, help_text
 from trt_infer_ros.ros.qos import RELIABILITY_CHOICES, image_qos
 from trt_infer_ros.ros.spin import run_node
 
 ENCODINGS = ("bgr8", "rgb8", "mono8")
 
+IMAGE_SOURCE_PARAMETERS = (
+    ParamSpec("source", "", "directory of images or a video file; empty = the bundled sample "
+              "photos", read_only=True),
+    ParamSpec("rate", 10.0, "frames per second", read_only=True, float_range=(0.01, 1000.0)),
+    ParamSpec("loop", True, "start again after the last frame", read_only=True),
+    ParamSpec("frame_id", "camera", "header.frame_id of every frame", read_only=True),
+    ParamSpec("encoding", "bgr8", "published encoding", read_only=True, choices=ENCODINGS),
+    ParamSpec("qos_reliability", "reliable", "publisher reliability (reliable also feeds "
+              "best_effort readers)", read_only=True, choices=RELIABILITY_CHOICES),
+)
+
 
 class ImageSourceNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("image_source_node", **node_kwargs)
-        source = declare(self, "source", "", "directory of images or a video file; "
-                         "empty = the bundled sample photos", read_only=True)
-        rate = declare(self, "rate", 10.0, "frames per second", read_only=True,
-                       float_range=(0.01, 1000.0))
-        self._loop = declare(self, "loop", True, "start again after the last frame",
-                             read_only=True)
-        self._frame_id = declare(self, "frame_id", "camera", "header.frame_id of every frame",
-                                 read_only=True)
-        self._encoding = declare(self, "encoding", "bgr8", "published encoding",
-                                 read_only=True, choices=ENCODINGS)
-        reliability = declare(self, "qos_reliability", "reliable",
-                              "publisher reliability (reliable also feeds best_effort readers)",
-                              read_only=True, choices=RELIABILITY_CHOICES)
-        if self._encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, "
-                             f"got {self._encoding!r}")
+        p = declare_all(self, IMAGE_SOURCE_PARAMETERS)
+        source, rate, reliability = p["source"], p["rate"], p["qos_reliability"]
+        self._loop, self._frame_id, self._encoding = p["loop"], p["frame_id"], p["encoding"]
         self._source = Path(source) if source else sample_images_dir()
         check_source(self._source)
 
@@ -68,8 +66,11 @@ class ImageSourceNode(Node):
         self.published += 1
 
 
+HELP = help_text("image_source_node", __doc__.strip(), IMAGE_SOURCE_PARAMETERS)
+
+
 def main(args=None) -> int:
-    return run_node(ImageSourceNode, "image_source_node", args)
+    return run_node(ImageSourceNode, "image_source_node", args, help_text=HELP)
 
 
 if __name__ == "__main__":
