@@ -7,14 +7,23 @@
 
 Every parameter lives in params_file (default: the package's config/build.yaml); the launch
 arguments below override it only when given (non-empty).
+
+Exit status: `ros2 launch` returns 0 or 1 only (LaunchService.run ends with 1 when an exception
+ends the launch, else 0), so a failed build cannot pass its own status through. When
+engine_builder_node exits non-zero this launch logs "engine_builder_node failed with status N:
+<meaning>" and raises, which makes `ros2 launch` exit with 1. For the exact status (2 bad
+parameters, 3 no TensorRT, ...) run the node itself with `ros2 run`.
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
+from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from trt_infer_ros.engine.cli import exit_meaning
 
 OVERRIDES = {
     "onnx": "ONNX model to build",
@@ -32,6 +41,21 @@ OVERRIDES = {
 }
 
 
+class EngineBuildFailed(RuntimeError):
+    """Ends the launch as a failure: ros2 launch's only non-zero exit status (1) comes from an
+    exception raised while the launch runs."""
+
+
+def on_builder_exit(event, context):
+    """Shut down after a successful build; end the launch as failed after any other status."""
+    status = event.returncode
+    if status == 0:
+        return [Shutdown(reason="engine_builder_node finished")]
+    message = f"engine_builder_node failed with status {status}: {exit_meaning(status)}"
+    get_logger("build_engine.launch").error(message)
+    raise EngineBuildFailed(f"the engine build failed (status {status}); ros2 launch exits with 1")
+
+
 def _builder(context):
     overrides = {}
     for name in OVERRIDES:
@@ -41,7 +65,7 @@ def _builder(context):
     return [Node(package="trt_infer_ros", executable="engine_builder_node",
                  name="engine_builder_node", output="screen",
                  parameters=[LaunchConfiguration("params_file"), overrides],
-                 on_exit=Shutdown(reason="engine_builder_node finished"))]
+                 on_exit=on_builder_exit)]
 
 
 def generate_launch_description():

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ctypes.util
 import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -191,14 +193,58 @@ def test_workspace_and_optimization_level(tmp_path, version):
         assert fake.called("config.builder_optimization_level") == [(5,)]
 
 
+def compile_shared_library(path, flags=("-shared", "-fPIC")) -> str:
+    """A real ELF file built with the system C compiler (a shared library by default)."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.skip("no C compiler to build an ELF file with")
+    source = path.with_suffix(".c")
+    source.write_text("int plugin_answer(void) { return 42; }\nint main(void) { return 0; }\n")
+    subprocess.run([cc, *flags, "-o", str(path), str(source)], check=True)
+    return str(path)
+
+
 def test_plugins_are_loaded_by_path_and_recorded(tmp_path, onnx_path):
-    plugin = tmp_path / "libmy_plugin.so"
-    plugin.write_bytes(b"\x7fELF")
+    plugin = compile_shared_library(tmp_path / "libmy_plugin.so")
     fake = FakeTensorRT("10.3.0")
     result = run_build(fake, onnx=onnx_path, plugins=[str(plugin)],
                        engine=str(tmp_path / "m.engine"))
-    assert fake.called("plugin_registry.load_library") == [(str(plugin),)]
-    assert result.sidecar.plugins == [str(plugin)]
+    assert fake.called("plugin_registry.load_library") == [(plugin,)]
+    assert result.sidecar.plugins == [plugin]
+
+
+@pytest.mark.parametrize("content,expected", [
+    (b"#!/bin/sh\necho not a library\n", "is not a shared library (no ELF header)"),
+    (b"", "is empty (0 bytes)"),
+])
+def test_a_plugin_that_is_not_a_shared_library_is_refused_before_loading(tmp_path, onnx_path,
+                                                                          content, expected):
+    plugin = tmp_path / "libplugin.so"
+    plugin.write_bytes(content)
+    fake = FakeTensorRT("8.5.3")                    # would dlopen it through ctypes
+    with pytest.raises(BuildConfigError) as err:
+        run_build(fake, onnx=onnx_path, plugins=[str(plugin)])
+    assert err.value.parameters == ["plugins"] and expected in str(err.value)
+    assert not fake.called("Builder")
+
+
+def test_an_elf_executable_or_a_directory_is_not_a_plugin(tmp_path, onnx_path):
+    executable = compile_shared_library(tmp_path / "tool", flags=("-no-pie",))
+    with pytest.raises(BuildConfigError) as err:
+        run_build(FakeTensorRT("10.3.0"), onnx=onnx_path, plugins=[executable, str(tmp_path)])
+    message = str(err.value)
+    assert "is an ELF file but not a shared library" in message
+    assert "is a directory, not a plugin library" in message
+
+
+def test_a_plugin_tensorrt_cannot_load_is_a_parameter_problem(tmp_path, onnx_path):
+    plugin = compile_shared_library(tmp_path / "libplugin.so")
+    fake = FakeTensorRT("10.3.0")
+    fake.get_plugin_registry().load_library = lambda path: None     # TensorRT's "could not load"
+    with pytest.raises(BuildConfigError) as err:
+        run_build(fake, onnx=onnx_path, plugins=[plugin])
+    assert err.value.parameters == ["plugins"] and "could not load" in str(err.value)
+    assert not fake.called("builder.build_serialized_network")
 
 
 def test_plugins_on_85_load_through_ctypes(tmp_path, onnx_path):
@@ -512,5 +558,5 @@ def test_unreadable_onnx_is_reported_before_tensorrt_is_touched(tmp_path):
     fake = FakeTensorRT("10.3.0")
     with pytest.raises(BuildConfigError) as err:
         run_build(fake, onnx=str(bad), engine=str(tmp_path / "m.engine"))
-    assert err.value.parameters == ["onnx"] and "not a readable ONNX model" in str(err.value)
+    assert err.value.parameters == ["onnx"] and "is not an ONNX model" in str(err.value)
     assert "Builder" not in fake.call_names()

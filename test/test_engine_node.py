@@ -99,3 +99,13 @@ def test_engine_yaml_is_a_valid_parameter_file_for_the_node(tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert list(tmp_path.glob("m.fp16.gpu.*.engine"))
+
+
+def test_a_misspelled_key_in_a_parameter_file_is_named(tmp_path):
+    params = tmp_path / "build.yaml"
+    params.write_text("engine_builder_node:\n  ros__parameters:\n    precison: fp16\n")
+    proc = subprocess.run([sys.executable, "-m", "trt_infer_ros.ros.engine_builder_node",
+                           "--ros-args", "--params-file", str(params)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2
+    assert "precison: unknown parameter; did you mean 'precision'?" in proc.stderr

@@ -1,6 +1,7 @@
 """Build options: validation messages a new user can act on, the CLI and the ROS node."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +49,7 @@ def test_a_new_user_with_nothing_is_told_to_give_an_onnx():
 
 def test_missing_onnx_file_is_named(tmp_path):
     p = problems(onnx=str(tmp_path / "yolov8n.onnx"))
-    assert "file not found" in p["onnx"] and "yolov8n.onnx" in p["onnx"]
+    assert p["onnx"].startswith("not found: ") and "yolov8n.onnx" in p["onnx"]
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
@@ -150,3 +151,82 @@ def test_cli_process_without_tensorrt_says_what_is_missing(tmp_path):
     assert proc.returncode == cli.EXIT_BAD_PARAMETERS
     assert "onnx: no ONNX model given" in proc.stderr
     assert "calibration_images" in proc.stderr
+
+
+# --- each message says what is actually wrong ----------------------------------------------
+
+def test_path_messages_say_what_the_path_is(tmp_path, monkeypatch):
+    from trt_infer_ros.engine.options import directory_problem, file_problem
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    link = tmp_path / "link.onnx"
+    link.symlink_to(tmp_path / "gone.onnx")
+    assert "is a directory, not an ONNX model" in file_problem(str(tmp_path), "an ONNX model")
+    assert "is not a regular file" in file_problem(str(fifo))
+    assert "is empty (0 bytes)" in file_problem(str(empty))
+    assert "is a broken symbolic link" in file_problem(str(link))
+    assert "is a file, not a directory of images" in directory_problem(str(empty),
+                                                                       "a directory of images")
+    readable = tmp_path / "m.onnx"
+    readable.write_bytes(b"x")
+    # root reads every file, so the permission check is shown with os.access answering "no"
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert "cannot be read (permission denied" in file_problem(str(readable))
+
+
+def test_output_paths_that_are_directories_are_named(tmp_path):
+    onnx = conv_graph(tmp_path / "m.onnx")
+    p = problems(onnx=onnx, engine=str(tmp_path), timing_cache=str(tmp_path),
+                 calibration_cache=str(tmp_path), precision="int8")
+    for name in ("engine", "timing_cache", "calibration_cache"):
+        assert "is a directory; give a file path" in p[name]
+    assert "does not exist yet" not in p["calibration_images"]
+
+
+def test_calibration_images_given_a_file_says_so(tmp_path):
+    onnx = conv_graph(tmp_path / "m.onnx")
+    p = problems(onnx=onnx, precision="int8", calibration_images=onnx)
+    assert "is a file, not a directory of images" in p["calibration_images"]
+
+
+def test_shape_dimensions_are_capped():
+    with pytest.raises(ValueError, match="larger than TensorRT's limit"):
+        parse_shape("1x3x99999999999999999999999x1")
+    with pytest.raises(ValueError, match="elements"):
+        parse_shape("64x3x8192x8192")
+    assert "input_shape" in problems(input_shape="1x3x4294967296x1")
+
+
+def test_out_of_range_values_are_refused_as_the_ros_descriptors_would():
+    p = problems(dla_core=16, workspace_mib=(1 << 20) + 1, calibration_count=100001,
+                 calibration_batch=257, calibration_percentile=20.0)
+    for name in ("dla_core", "workspace_mib", "calibration_count", "calibration_batch",
+                 "calibration_percentile"):
+        assert "outside the allowed range" in p[name]
+
+
+def test_wrong_types_from_a_parameter_file_are_named(tmp_path):
+    params = tmp_path / "build.yaml"
+    params.write_text("engine_builder_node:\n  ros__parameters:\n    dla_core: zero\n"
+                      "    force: 'yes'\n")
+    options = cli.options_from_args(["--params-file", str(params)])
+    p = dict(options.problems())
+    assert p["dla_core"] == "'zero' is not a int" and p["force"] == "'yes' is not a bool"
+
+
+def test_unknown_names_come_with_the_closest_real_one():
+    with pytest.raises(BuildConfigError, match="did you mean 'calibration_images'"):
+        BuildOptions.from_mapping({"calibration_image": "x"})
+    with pytest.raises(BuildConfigError, match="known parameters: onnx"):
+        BuildOptions.from_mapping({"zzz": 1})
+    with pytest.raises(BuildConfigError, match="did you mean 'dla_core'"):
+        cli.options_from_args(["--dla-cor=1"])
+
+
+def test_exit_meanings():
+    assert cli.exit_meaning(2).startswith("bad parameters")
+    assert cli.exit_meaning(143) == "interrupted by SIGTERM"
+    assert cli.exit_meaning(-9) == "killed by SIGKILL"
+    assert "unexpected" in cli.exit_meaning(77)

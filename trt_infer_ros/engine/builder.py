@@ -1,9 +1,10 @@
 """ONNX -> TensorRT engine, from validated BuildOptions, with a sidecar next to the engine.
 
 `build_engine(options)` does, in order:
-  1. preflight: every parameter problem (options.py), then every problem that needs the ONNX or
-     TensorRT (DLA cores present, version features, dynamic inputs without a profile, int8
-     without calibration data) -- all reported together, before any build starts;
+  1. preflight: every parameter problem (options.py), the ONNX and the calibration bag read,
+     then every problem that needs TensorRT (DLA cores present, version features, dynamic
+     inputs without a profile, int8 without calibration data), what calibration needs
+     (cuda-python or onnxruntime) and the plugin libraries loaded -- before any build starts;
   2. reuse: an existing engine whose sidecar matches is reused (unless force); a mismatching one
      is rebuilt or reported, as on_mismatch says;
   3. network + config: plugins, parser, workspace, optimization level, precision flags (none on
@@ -28,7 +29,8 @@ from trt_infer_ros.engine.device_info import DeviceInfo, current_device
 from trt_infer_ros.engine.engine_loader import EngineMismatchError, io_specs
 from trt_infer_ros.engine.model_facts import ModelFacts, file_sha256, read_model_facts
 from trt_infer_ros.engine.options import (BuildConfigError, BuildOptions, ShapeProfile,
-                                         format_shape, match_layer_precision)
+                                         file_problem, format_shape, match_layer_precision,
+                                         path_problem)
 from trt_infer_ros.engine.progress import Heartbeat, make_progress_monitor
 
 LOG = logging.getLogger("trt_infer_ros.engine.builder")
@@ -48,6 +50,7 @@ class Preflight:
     logger: object
     device: DeviceInfo
     warnings: list = field(default_factory=list)
+    plugin_handles: list = field(default_factory=list)      # kept alive until the build ends
 
     @property
     def strongly_typed(self) -> bool:
@@ -189,22 +192,88 @@ def profile_problems(options: BuildOptions, facts: ModelFacts) -> list[tuple[str
     return p
 
 
+def read_onnx(options: BuildOptions) -> tuple[Optional[ModelFacts], list[tuple[str, str]]]:
+    """The ONNX file's facts, or the problem that it is not an ONNX model. A missing or
+    unreadable path is left to options.problems(), which says what the path is."""
+    path = options.onnx
+    if not isinstance(path, str) or not path or file_problem(path):
+        return None, []
+    try:
+        return read_model_facts(path), []
+    except Exception as exc:  # noqa: BLE001 - any decode error means "not an ONNX model"
+        return None, [("onnx", f"{path!r} is not an ONNX model (onnx cannot parse it: {exc}); "
+                               "give the .onnx file exported from your model")]
+
+
+def bag_problems(options: BuildOptions) -> list[tuple[str, str]]:
+    """Open the calibration bag, find its image topic and decode one message, so a bad bag is
+    reported now and not as a crash in the middle of calibration."""
+    bag = options.calibration_bag
+    if not isinstance(bag, str) or not bag or path_problem(bag):
+        return []
+    from trt_infer_ros.engine import bag_reader  # noqa: PLC0415 - only bag users need it
+    try:
+        bag_reader.probe_bag(bag, options.calibration_topic)
+    except bag_reader.BagError as exc:
+        return [("calibration_bag", str(exc))]
+    except Exception as exc:  # noqa: BLE001 - whatever the reader trips on, the bag is unusable
+        return [("calibration_bag", f"{bag!r} cannot be read as a ROS 2 bag "
+                                    f"({type(exc).__name__}: {exc})")]
+    return []
+
+
+def load_plugins(options: BuildOptions, trt) -> list:
+    """Load the plugin libraries now: a library the loader refuses is a parameter problem."""
+    try:
+        return trt_compat.load_plugins(trt, options.plugins)
+    except (OSError, RuntimeError) as exc:
+        raise BuildConfigError([("plugins", f"{exc}; a plugin must be built for TensorRT "
+                                            f"{trt_compat.version_string(trt)} on this machine, "
+                                            "with the libraries it needs on LD_LIBRARY_PATH "
+                                            "(check with ldd)")]) from None
+
+
+def cuda_unavailable() -> Optional[str]:
+    try:
+        from trt_infer_ros.cuda.context import cuda_unavailable_reason  # noqa: PLC0415
+    except ImportError as exc:
+        return f"cuda-python cannot be imported ({exc})"
+    return cuda_unavailable_reason()
+
+
+def calibration_runtime_problems(options: BuildOptions, calibrates: bool) -> list[tuple[str, str]]:
+    """What calibrating on images needs besides TensorRT: onnxruntime for the percentile
+    algorithm; cuda-python and a CUDA device for TensorRT's calibrators, which read device
+    memory."""
+    if not calibrates or not options.has_calibration_data:
+        return []
+    source = "calibration_images" if options.calibration_images else "calibration_bag"
+    if options.calibration_algorithm == "percentile":
+        try:
+            import onnxruntime  # noqa: F401, PLC0415
+        except ImportError as exc:
+            return [("calibration_algorithm", "percentile calibration runs the model with "
+                                              f"onnxruntime, which cannot be imported ({exc}): "
+                                              "pip install onnxruntime")]
+        return []
+    reason = cuda_unavailable()
+    if reason is None:
+        return []
+    return [(source, f"INT8 calibration on {source} hands TensorRT batches in device memory, "
+                     f"and CUDA cannot be used here: {reason}. Install cuda-python (pip install "
+                     "cuda-python) on a machine with a CUDA device, or set "
+                     "calibration_algorithm:=percentile (computed with onnxruntime), or remove "
+                     f"{source} and give a calibration_cache made elsewhere")]
+
+
 def preflight(options: BuildOptions, trt=None, device: Optional[DeviceInfo] = None,
               log: Optional[LogFn] = None) -> Preflight:
-    """Every check that can fail before a build. Raises BuildConfigError (all problems at once)
-    or TensorRTUnavailable."""
+    """Every check that can fail before a build. Raises BuildConfigError (all problems of a
+    stage at once) or TensorRTUnavailable."""
     log = log or LOG.info
-    facts = None
-    has_qdq = False
-    unreadable = []
-    if options.onnx and os.path.isfile(options.onnx):
-        try:
-            facts = read_model_facts(options.onnx)
-        except Exception as exc:  # noqa: BLE001 - any decode error means "not an ONNX model"
-            unreadable = [("onnx", f"{options.onnx!r} is not a readable ONNX model ({exc})")]
-        else:
-            has_qdq = facts.has_qdq
-    problems = unreadable + options.problems(model_has_qdq=has_qdq)
+    facts, problems = read_onnx(options)
+    problems += options.problems(model_has_qdq=facts.has_qdq if facts else False)
+    problems += bag_problems(options)
     if problems:
         raise BuildConfigError(problems)
     trt = trt or trt_compat.import_tensorrt()
@@ -214,9 +283,14 @@ def preflight(options: BuildOptions, trt=None, device: Optional[DeviceInfo] = No
     problems = tensorrt_problems(options, trt, builder, facts, warnings)
     if problems:
         raise BuildConfigError(problems)
+    pre = Preflight(options, facts, trt, builder, logger, device or current_device(), warnings)
+    problems = calibration_runtime_problems(options, pre.calibrates)
+    if problems:
+        raise BuildConfigError(problems)
+    pre.plugin_handles = load_plugins(options, trt)
     for w in warnings:
         log(f"warning: {w}")
-    return Preflight(options, facts, trt, builder, logger, device or current_device(), warnings)
+    return pre
 
 
 # --- engine naming and reuse -----------------------------------------------------------------
@@ -463,7 +537,6 @@ def build_engine(options: BuildOptions, trt=None, device: Optional[DeviceInfo] =
             raise EngineMismatchError(path, mismatches)
         log(f"engine {path} is stale, rebuilding: " + "; ".join(str(m) for m in mismatches))
 
-    plugin_handles = trt_compat.load_plugins(trt, options.plugins)
     network = builder.create_network(trt_compat.network_creation_flags(trt, pre.strongly_typed))
     parser = trt_compat.parse_onnx(trt, network, logger, options.onnx)
     config = builder.create_builder_config()
@@ -549,6 +622,6 @@ def build_engine(options: BuildOptions, trt=None, device: Optional[DeviceInfo] =
         build_seconds=round(seconds, 3))
     sidecar_mod.write_sidecar(path, record)
     log(f"engine written: {path} ({len(data) / 2**20:.1f} MiB, {seconds:.1f} s) + sidecar")
-    del parser, plugin_handles
+    del parser
     return BuildResult(path, record, built=True, seconds=seconds, dla_plan=plan,
                        warnings=warnings)

@@ -9,9 +9,11 @@ and run before any build.
 """
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import os
 import re
+import stat
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional, Sequence
 
@@ -20,6 +22,8 @@ CALIBRATION_ALGORITHMS = ("entropy2", "minmax", "percentile", "legacy")
 LAYER_PRECISIONS = ("fp32", "fp16", "int8")
 ON_MISMATCH = ("error", "rebuild")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+# TensorRT dimensions are int32 before 10, and an input tensor must hold fewer than 2^31 elements
+MAX_DIMENSION = MAX_ELEMENTS = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,15 @@ def parse_shape(text: str) -> tuple[int, ...]:
     dims = tuple(int(p) for p in parts)
     if any(d <= 0 for d in dims):
         raise ValueError(f"dimensions must be positive, got {text!r}")
+    if any(d > MAX_DIMENSION for d in dims):
+        raise ValueError(f"a dimension of {text!r} is larger than TensorRT's limit "
+                         f"{MAX_DIMENSION}")
+    elements = 1
+    for d in dims:
+        elements *= d
+    if elements > MAX_ELEMENTS:
+        raise ValueError(f"{text!r} has {elements} elements; a TensorRT input holds at most "
+                         f"{MAX_ELEMENTS}")
     return dims
 
 
@@ -148,6 +161,125 @@ def match_layer_precision(layer_name: str, overrides: Sequence[tuple[str, str]])
         if fnmatch.fnmatchcase(layer_name, pattern):
             found = precision
     return found
+
+
+# --- what is wrong with a path (each message says what the path actually is) -----------------
+
+def path_problem(path: str) -> Optional[str]:
+    """Why `path` cannot be used at all, or None when it exists and can be read."""
+    if not os.path.lexists(path):
+        return (f"not found: {path!r}; check the path (relative paths are taken from the "
+                "current directory)")
+    if not os.path.exists(path):
+        return f"{path!r} is a broken symbolic link (it points to {os.readlink(path)!r})"
+    if not os.access(path, os.R_OK):
+        return f"{path!r} cannot be read (permission denied for this user)"
+    return None
+
+
+def file_problem(path: str, expected: str = "a file") -> Optional[str]:
+    """Why `path` is not a readable, non-empty regular file, or None."""
+    problem = path_problem(path)
+    if problem:
+        return problem
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        return f"{path!r} is a directory, not {expected}"
+    if not stat.S_ISREG(mode):
+        return f"{path!r} is not a regular file (a device, pipe or socket), not {expected}"
+    if os.path.getsize(path) == 0:
+        return f"{path!r} is empty (0 bytes), not {expected}"
+    return None
+
+
+def directory_problem(path: str, expected: str = "a directory") -> Optional[str]:
+    """Why `path` is not a readable directory, or None."""
+    problem = path_problem(path)
+    if problem:
+        return problem
+    if not os.path.isdir(path):
+        return f"{path!r} is a file, not {expected}"
+    if not os.access(path, os.X_OK):
+        return f"{path!r} cannot be listed (permission denied for this user)"
+    return None
+
+
+# e_machine of the host, for an early "built for another CPU" message
+_HOST_ELF_MACHINE = {"x86_64": 62, "aarch64": 183, "arm64": 183}.get(os.uname().machine)
+_ELF_MACHINES = {3: "x86", 40: "32-bit ARM", 62: "x86_64", 183: "aarch64"}
+
+
+def plugin_problem(path: str) -> Optional[str]:
+    """Why `path` is not a shared library this machine can load, or None (ELF header only)."""
+    problem = file_problem(path, "a plugin library (.so)")
+    if problem:
+        return problem
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return (f"{path!r} is not a shared library (no ELF header); a plugin must be a "
+                "compiled .so built against your TensorRT")
+    order = "little" if header[5] == 1 else "big"
+    if int.from_bytes(header[16:18], order) != 3:          # ET_DYN: shared object
+        return f"{path!r} is an ELF file but not a shared library (an executable or object file)"
+    machine = int.from_bytes(header[18:20], order)
+    if _HOST_ELF_MACHINE is not None and machine != _HOST_ELF_MACHINE:
+        built_for = _ELF_MACHINES.get(machine, f"ELF machine {machine}")
+        return (f"{path!r} is a shared library for {built_for}, not for this machine "
+                f"({os.uname().machine}); build the plugin here")
+    return None
+
+
+def closest_parameter(name: str) -> Optional[str]:
+    found = difflib.get_close_matches(name, PARAMETER_NAMES, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def unknown_parameter_problems(names) -> list[tuple[str, str]]:
+    """One problem per unknown parameter name, with the closest real name when there is one."""
+    problems = []
+    for name in names:
+        close = closest_parameter(name)
+        hint = (f"did you mean {close!r}?" if close else
+                f"known parameters: {', '.join(PARAMETER_NAMES)}")
+        problems.append((name, f"unknown parameter; {hint}"))
+    return problems
+
+
+def _has_type(value, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is list:
+        return isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value)
+    return isinstance(value, kind)
+
+
+def type_problems(values: dict) -> list[tuple[str, str]]:
+    """Values of the wrong type (parameter files reach here without the ROS descriptors)."""
+    problems = []
+    for p in PARAMETERS:
+        if not _has_type(values[p.name], p.type):
+            kind = "list of strings" if p.type is list else p.type.__name__
+            problems.append((p.name, f"{values[p.name]!r} is not a {kind}"))
+    return problems
+
+
+def range_problems(values: dict) -> list[tuple[str, str]]:
+    """Values outside the table's ranges or choices (the CLI has no descriptors to check them)."""
+    problems = []
+    for p in PARAMETERS:
+        value = values[p.name]
+        bounds = p.int_range or p.float_range
+        if bounds and not bounds[0] <= value <= bounds[1]:
+            problems.append((p.name, f"{value} is outside the allowed range "
+                                     f"{bounds[0]}..{bounds[1]} ({p.description})"))
+        if p.choices and value not in p.choices:
+            problems.append((p.name, f"{value!r} is not one of {', '.join(p.choices)}"))
+    return problems
 
 
 @dataclass
@@ -200,8 +332,7 @@ class BuildOptions:
         """Options from a {name: value} mapping (unknown names are an error)."""
         unknown = sorted(set(values) - set(PARAMETER_NAMES))
         if unknown:
-            raise BuildConfigError([(name, f"unknown parameter; known: {', '.join(PARAMETER_NAMES)}")
-                                    for name in unknown])
+            raise BuildConfigError(unknown_parameter_problems(unknown))
         # lists drop empty strings: ROS parameter files write "none" as [""] (an empty YAML
         # list has no type)
         return cls(**{k: ([x for x in v if x != ""] if isinstance(v, (list, tuple)) else v)
@@ -244,44 +375,28 @@ class BuildOptions:
 
         `model_has_qdq`: the ONNX carries Q/DQ nodes (explicit quantization needs no calibration).
         """
-        p: list[tuple[str, str]] = []
+        p = type_problems(self.as_dict())
+        if p:
+            return p        # the checks below assume the types are right
+        p = range_problems(self.as_dict())
         if not self.onnx:
             p.append(("onnx", "no ONNX model given; set onnx:=/path/to/model.onnx "
                               "(e.g. models/centernet_mobilenetv3_coco.onnx)"))
-        elif not os.path.isfile(self.onnx):
-            p.append(("onnx", f"file not found: {self.onnx!r}; check the path "
-                              "(relative paths are taken from the current directory)"))
-        if self.precision not in PRECISIONS:
-            p.append(("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}"))
-        if self.calibration_algorithm not in CALIBRATION_ALGORITHMS:
-            p.append(("calibration_algorithm", f"{self.calibration_algorithm!r} is not one of "
-                                               f"{', '.join(CALIBRATION_ALGORITHMS)}"))
-        if self.on_mismatch not in ON_MISMATCH:
-            p.append(("on_mismatch", f"{self.on_mismatch!r} is not one of {', '.join(ON_MISMATCH)}"))
-        if self.workspace_mib < 0:
-            p.append(("workspace_mib", "must be >= 0 (0 keeps TensorRT's default)"))
-        if self.dla_core < -1:
-            p.append(("dla_core", "must be -1 (GPU) or a DLA core index >= 0"))
+        else:
+            problem = file_problem(self.onnx, "an ONNX model file")
+            if problem:
+                p.append(("onnx", problem))
         if self.uses_dla and self.precision == "fp32" and not self.strongly_typed:
             p.append(("precision", "DLA runs only fp16 or int8; use precision fp16, int8 or best "
                                    "with dla_core, or dla_core -1 for an fp32 GPU engine"))
-        if not 0.0 <= self.dla_fallback_warn <= 1.0:
-            p.append(("dla_fallback_warn", "must be a fraction between 0 and 1"))
-        if not -1 <= self.optimization_level <= 5:
-            p.append(("optimization_level", "must be -1 (default) or 0..5"))
-        if self.calibration_count < 1:
-            p.append(("calibration_count", "must be at least 1"))
-        if self.calibration_batch < 1:
-            p.append(("calibration_batch", "must be at least 1"))
-        if not 50.0 <= self.calibration_percentile <= 100.0:
-            p.append(("calibration_percentile", "must be between 50 and 100"))
         p.extend(self._shape_problems())
         p.extend(self._calibration_problems())
         if self.wants_int8 and not model_has_qdq and not self.strongly_typed \
                 and not self.has_calibration_data \
                 and not (self.calibration_cache and os.path.isfile(self.calibration_cache)):
             cache_note = (f" (calibration_cache {self.calibration_cache!r} does not exist yet)"
-                          if self.calibration_cache else "")
+                          if self.calibration_cache and not os.path.exists(self.calibration_cache)
+                          else "")
             p.append(("calibration_images", f"precision {self.precision} needs INT8 calibration data "
                       f"and none was given{cache_note}: set calibration_images:=<dir of images> "
                       "or calibration_bag:=<rosbag2>, or an existing calibration_cache, or use a "
@@ -295,13 +410,23 @@ class BuildOptions:
                     and not self.strongly_typed:
                 p.append(("layer_precisions", "an int8 layer override needs precision int8 or best "
                                               "(INT8 must be enabled for the layer to use it)"))
-        for path in self.plugins:
-            if not os.path.isfile(path):
-                p.append(("plugins", f"plugin library not found: {path!r}"))
+        p.extend(("plugins", problem) for problem in map(plugin_problem, self.plugins) if problem)
+        p.extend(self._output_path_problems())
+        return p
+
+    def _output_path_problems(self) -> list[tuple[str, str]]:
+        """Files the build reads if present and writes: they must not be directories."""
+        p: list[tuple[str, str]] = []
         if self.cache_dir and os.path.exists(self.cache_dir) and not os.path.isdir(self.cache_dir):
-            p.append(("cache_dir", f"{self.cache_dir!r} exists and is not a directory"))
-        if self.timing_cache and os.path.isdir(self.timing_cache):
-            p.append(("timing_cache", f"{self.timing_cache!r} is a directory; give a file path"))
+            p.append(("cache_dir", f"{self.cache_dir!r} is a file, not a directory"))
+        for name in ("engine", "timing_cache", "calibration_cache"):
+            path = getattr(self, name)
+            if path and os.path.isdir(path):
+                p.append((name, f"{path!r} is a directory; give a file path"))
+            elif path and os.path.exists(path):
+                problem = file_problem(path)
+                if problem and "is empty" not in problem:      # an empty cache is rewritten
+                    p.append((name, problem))
         return p
 
     def _shape_problems(self) -> list[tuple[str, str]]:
@@ -347,16 +472,21 @@ class BuildOptions:
 
     def _calibration_problems(self) -> list[tuple[str, str]]:
         p: list[tuple[str, str]] = []
-        if self.calibration_images and not os.path.isdir(self.calibration_images):
-            p.append(("calibration_images", f"not a directory: {self.calibration_images!r}"))
+        images_problem = self.calibration_images and directory_problem(
+            self.calibration_images, "a directory of images")
+        if images_problem:
+            p.append(("calibration_images", images_problem))
         elif self.calibration_images:
             images = [f for f in os.listdir(self.calibration_images)
                       if f.lower().endswith(IMAGE_SUFFIXES)]
             if not images:
                 p.append(("calibration_images", f"no .jpg/.png/.bmp images in "
                                                 f"{self.calibration_images!r}"))
-        if self.calibration_bag and not os.path.exists(self.calibration_bag):
-            p.append(("calibration_bag", f"not found: {self.calibration_bag!r}"))
+        bag_problem = self.calibration_bag and (
+            path_problem(self.calibration_bag) if os.path.isdir(self.calibration_bag)
+            else file_problem(self.calibration_bag, "a rosbag2 directory, .db3 or .mcap file"))
+        if bag_problem:         # its contents are checked by the builder's preflight
+            p.append(("calibration_bag", bag_problem))
         if self.calibration_images and self.calibration_bag:
             p.append(("calibration_images", "give calibration_images or calibration_bag, not both"))
         # int8 needs data or a cache -- unless the ONNX carries its own Q/DQ scales, which the

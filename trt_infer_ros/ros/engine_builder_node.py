@@ -5,10 +5,12 @@
     ros2 launch trt_infer_ros build_engine.launch.py onnx:=model.onnx
 
 The same entry point is a plain command-line tool when given options instead of --ros-args
-(`engine_builder_node --onnx model.onnx --precision fp16`, see trt_infer_ros.engine.cli).
-Parameters are declared from trt_infer_ros.engine.options.PARAMETERS with type, range/choices
-and description. The process exits with 0 (built / up to date), 2 (bad parameters, each named
-with what to do), 3 (no TensorRT), 4 (existing engine mismatched, on_mismatch error) or 1.
+(`engine_builder_node --onnx model.onnx --precision fp16`, see trt_infer_ros.engine.cli);
+`--help` prints the parameters in either form. Parameters are declared from
+trt_infer_ros.engine.options.PARAMETERS with type, range/choices and description; a parameter
+the node does not have is an error naming the closest real one. Exit statuses: cli.EXIT_MEANINGS
+(0 built / up to date, 1 build failed, 2 bad parameters, 3 no TensorRT, 4 mismatch, 130/143
+interrupted).
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import sys
 from typing import Optional, Sequence
 
 from trt_infer_ros.engine import cli
-from trt_infer_ros.engine.options import PARAMETERS, BuildConfigError, BuildOptions, ParamDef
+from trt_infer_ros.engine.options import (PARAMETERS, BuildConfigError, BuildOptions, ParamDef,
+                                         unknown_parameter_problems)
 
 
 def _descriptor(p: ParamDef):
@@ -49,21 +52,67 @@ def declare_build_parameters(node) -> BuildOptions:
     return BuildOptions.from_mapping(values)
 
 
+def undeclared_overrides(node) -> list[str]:
+    """Parameters given to the node (-p, parameter files) that it does not have: rclpy keeps
+    them aside silently, so a misspelled name would otherwise change nothing."""
+    overrides = getattr(node, "_parameter_overrides", {})
+    return sorted(name for name in overrides if not node.has_parameter(name))
+
+
+def ros_argument_problems(args: Sequence[str]) -> list[tuple[str, str]]:
+    """The -p arguments rcl cannot parse: it reads each value as YAML."""
+    import yaml  # noqa: PLC0415
+    problems = []
+    for flag, item in zip(args, args[1:]):
+        if flag not in ("-p", "--param"):
+            continue
+        if ":=" not in item:
+            problems.append((item, f"'{flag} {item}' is not name:=value"))
+            continue
+        name, value = item.split(":=", 1)
+        try:
+            yaml.safe_load(value)
+        except yaml.YAMLError:
+            problems.append((name, f"the value {value!r} is not valid YAML, which is how ROS "
+                                   f"reads -p values; quote it: -p '{name}:=\"{value}\"'"))
+    return problems
+
+
+def init_rclpy(args: Sequence[str]) -> None:
+    """rclpy.init without its signal handlers (run_interruptible owns SIGINT/SIGTERM); a ROS
+    argument rcl refuses becomes a BuildConfigError naming it."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except Exception as exc:  # noqa: BLE001 - rclpy raises its RCLError for any refused argument
+        problems = ros_argument_problems(args) or [("--ros-args", f"rcl refused them: {exc}")]
+        raise BuildConfigError(problems) from None
+
+
 def run_node(args: Optional[Sequence[str]] = None, trt=None) -> int:
     import rclpy
     from rclpy.exceptions import ParameterException
-    rclpy.init(args=args)
+    args = list(args or [cli.NODE_NAME])
+    try:
+        init_rclpy(args)
+    except BuildConfigError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+        return cli.EXIT_BAD_PARAMETERS
     node = rclpy.create_node(cli.NODE_NAME)
     logger = node.get_logger()
     try:
         try:
             options = declare_build_parameters(node)
+            unknown = undeclared_overrides(node)
+            if unknown:
+                raise BuildConfigError(unknown_parameter_problems(unknown))
         except (ParameterException, BuildConfigError) as exc:
             logger.error(f"bad parameter: {exc}")
             return cli.EXIT_BAD_PARAMETERS
         status = cli.run(options, log=logger.info, error=logger.error, trt=trt)
         (logger.info if status == cli.EXIT_OK else logger.error)(
-            f"engine_builder_node exits with status {status}")
+            f"engine_builder_node exits with status {status}: {cli.exit_meaning(status)}")
         return status
     finally:
         node.destroy_node()
@@ -82,18 +131,25 @@ def _wants_ros(argv: Sequence[str]) -> bool:
     return True
 
 
+def _wants_help(argv: Sequence[str]) -> bool:
+    return "-h" in argv or "--help" in argv
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if _wants_ros(argv):
-        try:
-            import rclpy  # noqa: F401
-        except ImportError as exc:
-            print(f"ERROR: --ros-args given but rclpy cannot be imported ({exc}); source your ROS "
-                  "setup, or pass the options as --onnx ... --precision ... instead",
-                  file=sys.stderr)
-            return cli.EXIT_BAD_PARAMETERS
-        return run_node(["engine_builder_node"] + argv)
-    return cli.main(argv)
+    if _wants_help(argv):
+        print(cli.help_text())
+        return cli.EXIT_OK
+    if not _wants_ros(argv):
+        return cli.main(argv)
+    try:
+        import rclpy  # noqa: F401
+    except ImportError as exc:
+        print(f"ERROR: --ros-args given but rclpy cannot be imported ({exc}); source your ROS "
+              "setup, or pass the options as --onnx ... --precision ... instead",
+              file=sys.stderr)
+        return cli.EXIT_BAD_PARAMETERS
+    return cli.run_interruptible(lambda: run_node([cli.NODE_NAME] + argv))
 
 
 if __name__ == "__main__":
