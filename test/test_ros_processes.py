@@ -272,3 +272,51 @@ def test_share_holds_real_directories_that_launch_lookups_find():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+# -- frames lost in transport -------------------------------------------------------------------
+_UDP_PUBLISHER = """
+import sys, time
+import numpy as np
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from trt_infer_ros.ros.image_conversion import array_to_image
+rclpy.init()
+node = rclpy.create_node("udp_flood")
+pub = node.create_publisher(Image, "/hardening/lossy", qos_profile_sensor_data)
+msg = array_to_image(np.random.default_rng(1).integers(0, 255, (1080, 1920, 3), np.uint8), "bgr8")
+deadline = time.monotonic() + 10
+while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(0.5)
+for _ in range(int(sys.argv[1])):
+    pub.publish(msg)
+    time.sleep(1 / 60)
+time.sleep(1.0)
+"""
+
+
+def test_frames_lost_in_transport_are_counted(ros):
+    """1080p frames over plain fragmented UDP, best effort: most never arrive whole, and the
+    message-lost event says how many (the count detector_node reports apart from skipped)."""
+    from trt_infer_ros.ros.lost_messages import LostMessageCounter
+
+    node, executor = ros
+    counter = LostMessageCounter()
+    received = []
+    from rclpy.qos import qos_profile_sensor_data
+    node.create_subscription(Image, "/hardening/lossy", received.append, qos_profile_sensor_data,
+                             **counter.subscription_kwargs())
+    sent = 60
+    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS="UDPv4")
+    proc = subprocess.Popen([sys.executable, "-c", _UDP_PUBLISHER, str(sent)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    spin_until(executor, lambda: proc.poll() is not None, 60.0)
+    spin_until(executor, lambda: False, 1.0)
+    assert proc.wait(timeout=10) == 0, proc.stdout.read()
+    lost = counter.take()
+    assert len(received) < sent, "nothing was lost: this transport should not keep up"
+    assert lost > 0, f"{sent - len(received)} frames missing but none reported lost"
+    assert len(received) + lost <= sent
+    assert counter.take() == 0
