@@ -97,3 +97,42 @@ def test_model_type_names():
         normalize_model_type("detr")
     with pytest.raises(ValueError, match="needs a model file"):
         create_adapter("auto")
+
+
+def test_models_are_read_without_the_onnx_package(tmp_path):
+    """onnx is optional at run time: onnxruntime reports the same I/O, so auto-detection and
+    the pipeline work the same (detections included) on an install without it."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    from trt_infer_ros.pipeline.detector import build_pipeline
+    from trt_infer_ros.resources import default_model_path, sample_images_dir
+
+    # A YOLOv8-shaped graph onnxruntime can load: its output really is [1, 84, G].
+    zeros = helper.make_tensor("z", TensorProto.FLOAT, [1, 84, G], np.zeros(84 * G, np.float32))
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["output0"], value=zeros)], "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 320, 320])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 84, G])])
+    yolo = str(tmp_path / "yolo.onnx")
+    onnx.save(helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 17)]),
+              yolo)
+    model, photo = str(default_model_path()), str(sample_images_dir() / "astronaut.jpg")
+    script = (
+        "import sys\n"
+        "sys.modules['onnx'] = None   # import onnx raises ImportError, as on a bare install\n"
+        "import cv2\n"
+        "from trt_infer_ros.models.registry import detect_model_type\n"
+        "from trt_infer_ros.pipeline.detector import build_pipeline\n"
+        "print(detect_model_type(sys.argv[1]), detect_model_type(sys.argv[2]))\n"
+        "dets = build_pipeline(sys.argv[2], backend='onnxruntime')(cv2.imread(sys.argv[3]), 'bgr8')\n"
+        "print(sorted(int(c) for c in dets.class_ids))\n")
+    done = subprocess.run([sys.executable, "-c", script, yolo, model, photo],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    families, classes = done.stdout.splitlines()
+    assert families == "yolov8 centernet"
+    with_onnx = build_pipeline(model, backend="onnxruntime")(cv2.imread(photo), "bgr8")
+    assert classes == str(sorted(int(c) for c in with_onnx.class_ids))

@@ -53,8 +53,16 @@ def _dims(value_info) -> Dims:
 
 
 def inspect_onnx(onnx_path: str) -> GraphInfo:
-    """Read I/O shapes (running shape inference when outputs are not declared) and op types."""
-    import onnx
+    """Read I/O shapes (running shape inference when outputs are not declared) and op types.
+
+    Without the onnx package the I/O comes from onnxruntime, which every install has; op types
+    are then unknown (empty), which only matters for telling a decoded YOLOX head from a raw
+    one, and that adapter then decides from the first frame's values.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return _inspect_with_onnxruntime(onnx_path)
 
     model = onnx.load(str(onnx_path), load_external_data=False)
     graph = model.graph
@@ -75,6 +83,29 @@ def inspect_onnx(onnx_path: str) -> GraphInfo:
         output_names=[o.name for o in graph.output],
         output_shapes=[_dims(o) for o in graph.output],
         ops={n.op_type for n in graph.node},
+    )
+
+
+def _inspect_with_onnxruntime(onnx_path: str) -> GraphInfo:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ValueError("reading an ONNX model needs onnxruntime or onnx: install onnxruntime "
+                         "(README, 'Install')") from None
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+    def dims(shape) -> Dims:
+        return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
+
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        raise ValueError(f"{onnx_path}: expected one image input, found {[i.name for i in inputs]}")
+    return GraphInfo(
+        input_name=inputs[0].name,
+        input_shape=dims(inputs[0].shape),
+        input_dtype="float16" if inputs[0].type == "tensor(float16)" else "float32",
+        output_names=[o.name for o in outputs],
+        output_shapes=[dims(o.shape) for o in outputs],
     )
 
 
@@ -186,7 +217,7 @@ def create_adapter(model_type: str, model_path: Optional[str] = None,
                              last - 5 if last else None)
     if kind == "yolox":
         # A decoding head exponentiates box sizes inside the graph; the raw head has no Exp.
-        decoded = ("Exp" in info.ops) if info else None
+        decoded = ("Exp" in info.ops) if info and info.ops else None
         return YoloXAdapter(yolox_input_spec(width, height, **spec_args), class_names,
                             last - 5 if last else None, decoded=decoded)
     if kind == "centernet":
