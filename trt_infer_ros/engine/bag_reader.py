@@ -1,86 +1,56 @@
-"""Images out of a ROS 2 bag without ROS: rosbag2 sqlite3 (.db3) and MCAP storage, with our own
-CDR decoding of sensor_msgs/msg/Image and sensor_msgs/msg/CompressedImage.
+"""Images out of a ROS 2 bag without ROS, read with the `rosbags` library: rosbag2 sqlite3 (.db3)
+and MCAP storage, sensor_msgs/msg/Image and sensor_msgs/msg/CompressedImage decoded from CDR.
 
 Used to calibrate INT8 engines on frames recorded from the robot's own camera.
 
-CDR (XCDR1, as rmw_fastrtps writes it): a 4-byte encapsulation header (0x00 0x01 little-endian,
-0x00 0x00 big-endian), then the fields in order, each primitive aligned to its size relative to
-the end of the header; strings are a uint32 length (with the terminating NUL) and the bytes;
-uint8[] is a uint32 count and the bytes.
+A bag is a rosbag2 directory (with metadata.yaml, or without it: then its .db3/.mcap files are
+read one after the other in name order) or a single .db3/.mcap file. Every failure to open or
+read one is a `BagError` whose message starts with the path; messages stream one at a time and
+decompressed MCAP data is bounded (see `MAX_CHUNK_BYTES`).
 """
 from __future__ import annotations
 
-import glob
 import os
-import sqlite3
-import struct
+import re
+import sys
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import numpy as np
+import yaml
+from lz4.frame import LZ4FrameDecompressor
+from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.rosbag2 import storage_mcap
+from rosbags.rosbag2.storage_mcap import McapReader
+from rosbags.typesys import Stores, get_typestore
 
 from trt_infer_ros.models.spec import CHANNELS
+
+if sys.version_info >= (3, 14):
+    from compression.zstd import ZstdDecompressor
+else:
+    from backports.zstd import ZstdDecompressor
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
+
+# The most decompressed MCAP chunk data held at once: one chunk, or the chunks whose time ranges
+# overlap (rosbags merges those by time, so they are all decompressed together). A chunk holds
+# at least one whole message; 256 MiB fits an 8K rgb8 frame with room to spare.
+MAX_CHUNK_BYTES = 256 << 20
+
+# Image and CompressedImage are the same in every ROS 2 distro.
+TYPESTORE = get_typestore(Stores.LATEST)
 
 
 class BagError(ValueError):
     pass
 
 
-# --- CDR ---------------------------------------------------------------------------------------
-
-class CdrReader:
-    def __init__(self, data: bytes):
-        if len(data) < 4:
-            raise BagError("CDR message shorter than its encapsulation header")
-        kind = data[1]
-        if data[0] != 0 or kind not in (0, 1):
-            raise BagError(f"unsupported CDR encapsulation {data[:2].hex()} (expected plain CDR)")
-        self.endian = "<" if kind == 1 else ">"
-        self.data = memoryview(data)
-        self.base = 4
-        self.pos = 4
-
-    def _align(self, size: int) -> None:
-        offset = (self.pos - self.base) % size
-        if offset:
-            self.pos += size - offset
-
-    def _unpack(self, fmt: str, size: int):
-        self._align(size)
-        if self.pos + size > len(self.data):
-            raise BagError("CDR message truncated")
-        (value,) = struct.unpack_from(self.endian + fmt, self.data, self.pos)
-        self.pos += size
-        return value
-
-    def int32(self) -> int:
-        return self._unpack("i", 4)
-
-    def uint32(self) -> int:
-        return self._unpack("I", 4)
-
-    def uint8(self) -> int:
-        return self._unpack("B", 1)
-
-    def string(self) -> str:
-        n = self.uint32()
-        raw = bytes(self.data[self.pos:self.pos + n])
-        if len(raw) != n:
-            raise BagError("CDR string truncated")
-        self.pos += n
-        return raw.rstrip(b"\0").decode("utf-8", errors="replace")
-
-    def bytes_seq(self) -> memoryview:
-        n = self.uint32()
-        if self.pos + n > len(self.data):
-            raise BagError("CDR byte sequence truncated")
-        out = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return out
+class ChunkTooLarge(ReaderError):
+    """A valid MCAP file can still hold more per chunk than this reader will decompress."""
 
 
 @dataclass
@@ -94,199 +64,238 @@ class ImageMessage:
     timestamp_ns: int = 0  # bag receive time
 
 
-def _header(r: CdrReader) -> tuple[int, int, str]:
-    return r.int32(), r.uint32(), r.string()
-
+# --- messages ------------------------------------------------------------------------------------
 
 def decode_image(data: bytes) -> ImageMessage:
     """sensor_msgs/msg/Image CDR bytes -> ImageMessage (a copy of the pixels)."""
-    r = CdrReader(data)
-    sec, nsec, frame = _header(r)
-    height, width = r.uint32(), r.uint32()
-    encoding = r.string()
-    r.uint8()                        # is_bigendian: irrelevant for 8-bit encodings
-    step = r.uint32()
-    pixels = r.bytes_seq()
+    msg = TYPESTORE.deserialize_cdr(data, IMAGE_TYPE)
+    height, width, step, encoding = msg.height, msg.width, msg.step, msg.encoding
     if encoding not in CHANNELS:
         raise BagError(f"image encoding {encoding!r} is not one of {', '.join(CHANNELS)}")
     channels = CHANNELS[encoding]
+    pixels = np.asarray(msg.data, np.uint8)
     if step < width * channels or len(pixels) < step * height:
         raise BagError(f"image data ({len(pixels)} bytes, step {step}) too small for "
                        f"{width}x{height} {encoding}")
-    rows = np.frombuffer(pixels, np.uint8, count=step * height).reshape(height, step)
+    rows = pixels[:step * height].reshape(height, step)
     image = rows[:, :width * channels].reshape(height, width, channels)
     if channels == 1:
         image = image[:, :, 0]
-    return ImageMessage(sec, nsec, frame, encoding, np.array(image))
+    stamp = msg.header.stamp
+    return ImageMessage(stamp.sec, stamp.nanosec, msg.header.frame_id, encoding, np.array(image))
 
 
 def decode_compressed_image(data: bytes) -> ImageMessage:
     """sensor_msgs/msg/CompressedImage CDR bytes -> ImageMessage decoded to bgr8 (OpenCV)."""
     import cv2  # noqa: PLC0415
-    r = CdrReader(data)
-    sec, nsec, frame = _header(r)
-    fmt = r.string()
-    payload = np.frombuffer(r.bytes_seq(), np.uint8)
-    image = cv2.imdecode(payload, cv2.IMREAD_COLOR)
+    msg = TYPESTORE.deserialize_cdr(data, COMPRESSED_TYPE)
+    image = cv2.imdecode(np.asarray(msg.data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise BagError(f"cannot decode compressed image (format {fmt!r})")
-    return ImageMessage(sec, nsec, frame, "bgr8", image)
+        raise BagError(f"cannot decode compressed image (format {msg.format!r})")
+    stamp = msg.header.stamp
+    return ImageMessage(stamp.sec, stamp.nanosec, msg.header.frame_id, "bgr8", image)
 
 
-# --- storage: sqlite3 --------------------------------------------------------------------------
+# --- bounded MCAP decompression ------------------------------------------------------------------
 
-@dataclass
-class RawMessage:
-    topic: str
-    type: str
-    timestamp_ns: int
-    data: bytes
-
-
-def _db3_messages(path: str) -> Iterator[RawMessage]:
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        topics = {row[0]: (row[1], row[2], row[3]) for row in
-                  con.execute("SELECT id, name, type, serialization_format FROM topics")}
-        for topic_id, stamp, data in con.execute(
-                "SELECT topic_id, timestamp, data FROM messages ORDER BY timestamp"):
-            name, mtype, fmt = topics[topic_id]
-            if fmt != "cdr":
-                continue
-            yield RawMessage(name, mtype, int(stamp), bytes(data))
-    finally:
-        con.close()
+def _bounded(new_decompressor):
+    """rosbags decompresses a chunk with no output limit and compares the size afterwards, so a
+    2 KB zstd chunk could expand to gigabytes first. It passes each decompressor the chunk's
+    declared uncompressed size: ours refuse a declared size above MAX_CHUNK_BYTES and stop one
+    byte past the declared size, so that rosbags' own size check then rejects the chunk."""
+    def decompress(data: bytes, size: int) -> bytes:
+        _check_chunk_size(size)
+        out = b""
+        while data and len(out) <= size:          # a chunk may hold several frames
+            decompressor = new_decompressor()
+            out += decompressor.decompress(data, max_length=size + 1 - len(out))
+            if not decompressor.eof:              # truncated, or past the declared size
+                break
+            data = decompressor.unused_data
+        _check_chunk_start(out)
+        return out
+    return decompress
 
 
-def _db3_topics(path: str) -> dict[str, str]:
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return {row[0]: row[1] for row in con.execute("SELECT name, type FROM topics")}
-    finally:
-        con.close()
+def _check_chunk_start(records: bytes) -> None:
+    """A chunk holds schema, channel and message records only. Checked before rosbags walks the
+    records: 64 MiB of zeros would be 7 million empty records, minutes of work. (A chunk built
+    of many tiny valid records still costs time in proportion to its size, MAX_CHUNK_BYTES at
+    most.)"""
+    if records and records[0] not in (0x03, 0x04, 0x05):
+        raise ReaderError(f"an MCAP chunk starts with record type {records[0]:#04x}, not a "
+                          "schema, channel or message")
 
 
-# --- storage: MCAP -----------------------------------------------------------------------------
-
-MCAP_MAGIC = b"\x89MCAP0\r\n"
-
-
-def _decompress(kind: str, data: bytes, size: int) -> bytes:
-    if kind == "":
-        return data
-    if kind == "zstd":
-        try:
-            import zstandard  # noqa: PLC0415
-        except ImportError as exc:
-            raise BagError("this MCAP bag is zstd-compressed: pip install zstandard") from exc
-        return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
-    if kind == "lz4":
-        try:
-            import lz4.frame  # noqa: PLC0415
-        except ImportError as exc:
-            raise BagError("this MCAP bag is lz4-compressed: pip install lz4") from exc
-        return lz4.frame.decompress(data)
-    raise BagError(f"unknown MCAP chunk compression {kind!r}")
+def _check_chunk_size(size: int) -> None:
+    if size > MAX_CHUNK_BYTES:
+        raise ChunkTooLarge(f"an MCAP chunk declares {size >> 20} MiB uncompressed, above the "
+                            f"{MAX_CHUNK_BYTES >> 20} MiB this reader holds in memory")
 
 
-def _mcap_records(buf: bytes, channels: dict, schemas: dict) -> Iterator[RawMessage]:
-    pos = 0
-    while pos + 9 <= len(buf):
-        op = buf[pos]
-        (length,) = struct.unpack_from("<Q", buf, pos + 1)
-        body = buf[pos + 9:pos + 9 + length]
-        pos += 9 + length
-        if op == 0x03:                                   # Schema
-            (sid,) = struct.unpack_from("<H", body, 0)
-            (n,) = struct.unpack_from("<I", body, 2)
-            schemas[sid] = body[6:6 + n].decode()
-        elif op == 0x04:                                 # Channel
-            cid, sid = struct.unpack_from("<HH", body, 0)
-            (n,) = struct.unpack_from("<I", body, 4)
-            topic = body[8:8 + n].decode()
-            (m,) = struct.unpack_from("<I", body, 8 + n)
-            encoding = body[12 + n:12 + n + m].decode()
-            channels[cid] = (topic, sid, encoding)
-        elif op == 0x05:                                 # Message
-            cid, _seq, log_time, _pub = struct.unpack_from("<HIQQ", body, 0)
-            topic, sid, encoding = channels.get(cid, ("", 0, ""))
-            if encoding == "cdr":
-                yield RawMessage(topic, schemas.get(sid, ""), log_time, bytes(body[22:]))
-        elif op == 0x06:                                 # Chunk
-            _start, _end, size, _crc = struct.unpack_from("<QQQI", body, 0)
-            (n,) = struct.unpack_from("<I", body, 28)
-            kind = body[32:32 + n].decode()
-            (rlen,) = struct.unpack_from("<Q", body, 32 + n)
-            records = body[40 + n:40 + n + rlen]
-            yield from _mcap_records(_decompress(kind, bytes(records), size), channels, schemas)
-        elif op == 0x02:                                 # Footer: stop
-            return
+def _uncompressed(data: bytes, size: int) -> bytes:
+    _check_chunk_size(size)
+    _check_chunk_start(data)
+    return data
 
 
-def _mcap_messages(path: str) -> Iterator[RawMessage]:
-    with open(path, "rb") as f:
-        data = f.read()
-    if not data.startswith(MCAP_MAGIC):
-        raise BagError(f"{path!r} is not an MCAP file")
-    yield from _mcap_records(data[len(MCAP_MAGIC):], {}, {})
+storage_mcap.DECOMPRESSORS.update({"": _uncompressed, "zstd": _bounded(ZstdDecompressor),
+                                   "lz4": _bounded(LZ4FrameDecompressor)})
 
 
-# --- bag -----------------------------------------------------------------------------------------
+def _check_chunk_overlap(storage: McapReader) -> None:
+    """Refuse an indexed MCAP file whose chunks that overlap in time (decompressed together
+    while rosbags merges them in time order) declare more than MAX_CHUNK_BYTES in all."""
+    for c in storage.chunks:
+        _check_chunk_size(c.uncompressed_size)
+    events = sorted([(c.message_start_time, 0, c.uncompressed_size) for c in storage.chunks] +
+                    [(c.message_end_time, 1, -c.uncompressed_size) for c in storage.chunks])
+    live = 0
+    for _time, _end, size in events:
+        live += size
+        if live > MAX_CHUNK_BYTES:
+            raise ChunkTooLarge(f"MCAP chunks that overlap in time declare {live >> 20} MiB "
+                                f"uncompressed together, above the {MAX_CHUNK_BYTES >> 20} MiB "
+                                "this reader holds in memory")
+
+
+# --- bags ----------------------------------------------------------------------------------------
+
+def _natural_key(path: str) -> list:
+    """bag_2.db3 before bag_10.db3."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", os.path.basename(path))]
+
 
 def storage_files(bag_path: str) -> list[str]:
     """The .db3 / .mcap files of a bag directory (or the file itself)."""
     if os.path.isfile(bag_path):
         return [bag_path]
     if not os.path.isdir(bag_path):
-        raise BagError(f"bag not found: {bag_path!r}")
-    files = sorted(glob.glob(os.path.join(bag_path, "*.db3")) +
-                   glob.glob(os.path.join(bag_path, "*.mcap")))
+        raise BagError(f"{bag_path}: bag not found")
+    files = sorted((os.path.join(bag_path, f) for f in os.listdir(bag_path)
+                    if f.endswith((".db3", ".mcap"))), key=_natural_key)
     if not files:
-        raise BagError(f"{bag_path!r} has no .db3 or .mcap storage files")
+        raise BagError(f"{bag_path}: the directory has no .db3 or .mcap storage files")
     return files
 
 
-def read_messages(bag_path: str) -> Iterator[RawMessage]:
-    for path in storage_files(bag_path):
-        if path.endswith(".mcap"):
-            yield from _mcap_messages(path)
-        else:
-            yield from _db3_messages(path)
+def _check_metadata(bag_path: str) -> None:
+    """rosbags inflates a file-compressed bag into a temporary directory when it opens it, and a
+    message-compressed one message by message, both with no output limit: refuse them."""
+    with open(os.path.join(bag_path, "metadata.yaml"), "rb") as f:
+        text = f.read()
+    try:
+        info = yaml.safe_load(text)["rosbag2_bagfile_information"]
+        mode = str(info.get("compression_mode") or "").lower()
+    except Exception:  # noqa: BLE001 - rosbags reports a broken metadata.yaml itself
+        return
+    if mode in ("file", "message"):
+        raise BagError(f"{bag_path}: the bag is {mode}-compressed, which this reader does not "
+                       "decompress; run `ros2 bag decompress` on it first")
+
+
+def _reason(exc: BaseException, bag_path: str) -> str:
+    if isinstance(exc, MemoryError):
+        return "reading it needs more memory than there is (a corrupt size field?)"
+    if isinstance(exc, RecursionError):
+        return "its records nest too deeply"
+    text = " ".join(str(exc).split()).rstrip(".") or "no details"   # YAML errors span lines
+    # The message starts with the path already: name it once.
+    text = text.replace(bag_path, os.path.basename(bag_path.rstrip("/")) or bag_path)
+    if len(text) > 300:
+        text = text[:300] + "..."
+    if isinstance(exc, ReaderError) or type(exc).__name__ == "SerdeError":
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+@contextmanager
+def _errors(bag_path: str):
+    """Any failure inside becomes one BagError that names the bag."""
+    bag_path = os.fspath(bag_path)
+    try:
+        yield
+    except BagError as exc:
+        if str(exc).startswith(f"{bag_path}:"):
+            raise
+        raise BagError(f"{bag_path}: {exc}") from exc
+    except ChunkTooLarge as exc:
+        raise BagError(f"{bag_path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - rosbags, sqlite, zstd, lz4, struct... all alike
+        raise BagError(f"{bag_path}: not a readable rosbag2 bag, or a corrupt or truncated one "
+                       f"({_reason(exc, bag_path)})") from exc
+
+
+@contextmanager
+def _open_readers(bag_path: str) -> Iterator[list[Reader]]:
+    """Open rosbags Readers: one for a directory with metadata.yaml, else one per storage file."""
+    if os.path.isdir(bag_path) and os.path.isfile(os.path.join(bag_path, "metadata.yaml")):
+        _check_metadata(bag_path)
+        paths = [bag_path]
+    else:
+        paths = storage_files(bag_path)
+    with ExitStack() as stack:
+        readers = []
+        for path in paths:
+            reader = stack.enter_context(Reader(path))
+            storages = getattr(reader.storage, "storages", [reader.storage])
+            for storage in storages:
+                if isinstance(storage, McapReader):
+                    _check_chunk_overlap(storage)
+            readers.append(reader)
+        yield readers
+
+
+def _topics(readers: list[Reader]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for reader in readers:
+        for conn in reader.connections:
+            if conn.msgtype in IMAGE_TYPES and conn.ext.serialization_format == "cdr":
+                found.setdefault(conn.topic, conn.msgtype)
+    return found
+
+
+def _choose_topic(bag_path: str, topics: dict[str, str], topic: Optional[str]) -> str:
+    if not topic:
+        if len(topics) != 1:
+            raise BagError(f"{bag_path}: the bag has image topics {sorted(topics) or 'none'}; "
+                           "set calibration_topic to one of them")
+        return next(iter(topics))
+    if topic not in topics:
+        raise BagError(f"{bag_path}: the bag has no Image/CompressedImage topic {topic!r}; "
+                       f"it has {sorted(topics) or 'none'}")
+    return topic
 
 
 def image_topics(bag_path: str) -> dict[str, str]:
     """{topic: type} of the Image/CompressedImage topics in the bag."""
-    found: dict[str, str] = {}
-    for path in storage_files(bag_path):
-        if path.endswith(".mcap"):
-            for m in _mcap_messages(path):
-                if m.type in IMAGE_TYPES:
-                    found.setdefault(m.topic, m.type)
-        else:
-            found.update({t: ty for t, ty in _db3_topics(path).items() if ty in IMAGE_TYPES})
-    return found
+    with _errors(bag_path), _open_readers(bag_path) as readers:
+        return _topics(readers)
 
 
 def read_images(bag_path: str, topic: Optional[str] = None,
                 limit: Optional[int] = None) -> Iterator[ImageMessage]:
     """Decoded images of `topic` (default: the bag's only image topic), in time order."""
-    topics = image_topics(bag_path)
-    if topic is None:
-        if len(topics) != 1:
-            raise BagError(f"bag {bag_path!r} has image topics {sorted(topics) or 'none'}; "
-                           "set calibration_topic to one of them")
-        topic = next(iter(topics))
-    elif topic not in topics:
-        raise BagError(f"bag {bag_path!r} has no Image/CompressedImage topic {topic!r}; "
-                       f"it has {sorted(topics) or 'none'}")
-    count = 0
-    for raw in read_messages(bag_path):
-        if raw.topic != topic:
-            continue
-        msg = decode_image(raw.data) if raw.type == IMAGE_TYPE else \
-            decode_compressed_image(raw.data)
-        msg.topic, msg.timestamp_ns = raw.topic, raw.timestamp_ns
-        yield msg
-        count += 1
-        if limit is not None and count >= limit:
-            return
+    with _errors(bag_path), _open_readers(bag_path) as readers:
+        topic = _choose_topic(bag_path, _topics(readers), topic)
+        count = 0
+        for reader in readers:
+            connections = [c for c in reader.connections if c.topic == topic]
+            for conn, timestamp, data in reader.messages(connections):
+                if limit is not None and count >= limit:
+                    return
+                msg = decode_image(data) if conn.msgtype == IMAGE_TYPE else \
+                    decode_compressed_image(data)
+                msg.topic, msg.timestamp_ns = topic, timestamp
+                yield msg
+                count += 1
+
+
+def probe_bag(path: str, topic: str = "") -> str:
+    """Check that `path` is a readable bag with an image topic (`topic`, or its only one) whose
+    first message decodes; returns the topic. Raises BagError naming the file otherwise."""
+    with _errors(path), _open_readers(path) as readers:
+        chosen = _choose_topic(path, _topics(readers), topic)
+    for _ in read_images(path, chosen, limit=1):
+        return chosen
+    raise BagError(f"{path}: the topic {chosen!r} has no messages")
