@@ -121,6 +121,21 @@ def test_help_lists_the_parameters_and_exits(name, form):
 
 
 # -- stopping ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("moment", ["importing", "warming up", "ready:"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_detector_stops_quietly_while_starting(moment, sig):
+    """A stop that lands before spinning begins (model loading, warm-up, the first instant)."""
+    proc = start_node("detector_node")
+    if moment == "importing":
+        time.sleep(0.3)
+    else:
+        wait_ready(proc, moment)
+    proc.send_signal(sig)
+    rc = proc.wait(timeout=30)
+    stderr = proc.stderr.read()
+    assert rc == 0 and stderr == "", stderr
+
+
 STOPS = {"SIGINT": [signal.SIGINT], "SIGTERM": [signal.SIGTERM],
          "SIGINT twice": [signal.SIGINT, signal.SIGINT],
          "SIGTERM then SIGINT": [signal.SIGTERM, signal.SIGINT]}
@@ -189,7 +204,8 @@ FUZZ = [  # (parameter, value, accepted)
     ("nms_iou_threshold", 1.0000001, False), ("nms_iou_threshold", 1, True),
     ("max_detections", 0, False), ("max_detections", 2 ** 62, False),
     ("max_detections", 5.0, False), ("max_detections", 1000, True),
-    ("class_filter", "0", True), ("class_filter", "person,car", True),
+    ("class_filter", "0", True), ("class_filter", "person,car", True), ("class_filter", 2, True),
+    ("class_filter", 80, False), ("class_filter", -1, False), ("class_filter", 1.5, False),
     ("class_filter", "²", False), ("class_filter", "①", False), ("class_filter", "٣", False),
     ("class_filter", "𝟑", False), ("class_filter", "1" * 5000, False),
     ("class_filter", "0" * 4301, False), ("class_filter", ",,,,", False),

@@ -5,9 +5,10 @@ Each long-running node lists its parameters as `ParamSpec`s. From that one table
 - `check` validates a value strictly (rclpy's own range test has a tolerance: 1.0000001 passes
   a 0..1 range; NaN passes every range), so the node's set-parameters callback and its start-up
   both reject what the table does not allow;
-- integers are taken where a double is declared (`ros2 param set ... score_threshold 1`,
-  `rate:=5` in a launch file): at start-up by rewriting the override, while running through
-  rclpy's pre-set callback (Iron and later; on Humble type 1.0);
+- integers are taken where a double or a string is declared (`ros2 param set ...
+  score_threshold 1`, `class_filter 0`, `rate:=5` in a launch file): at start-up by rewriting
+  the override, while running through rclpy's pre-set callback (Iron and later; on Humble type
+  1.0 and "'0'");
 - `help_text` prints them for `--help` without starting ROS;
 - parameters given to the node but never declared (a misspelling) are named in one warning.
 """
@@ -78,7 +79,7 @@ def declare_all(node, specs: Sequence[ParamSpec]) -> dict:
 
     Raises ValueError naming the first start-up value the table does not allow.
     """
-    _accept_integers_for_doubles(node, specs)
+    _accept_integers_as_typed(node, specs)
     values = {}
     for spec in specs:
         values[spec.name] = node.declare_parameter(spec.name, spec.default,
@@ -90,24 +91,30 @@ def declare_all(node, specs: Sequence[ParamSpec]) -> dict:
     return values
 
 
-def _accept_integers_for_doubles(node, specs: Sequence[ParamSpec]) -> None:
+def _accept_integers_as_typed(node, specs: Sequence[ParamSpec]) -> None:
+    """Take an integer where a double or a string is declared, as users type them.
+
+    `rate:=5`, `ros2 param set ... score_threshold 1` and `ros2 param set ... class_filter 0`
+    all arrive as INTEGER: they become 5.0, 1.0 and "0".
+    """
     from rclpy.parameter import Parameter
 
-    doubles = {s.name for s in specs if isinstance(s.default, float)}
+    wanted = {s.name: Parameter.Type.DOUBLE if isinstance(s.default, float) else
+              Parameter.Type.STRING for s in specs if isinstance(s.default, (float, str))}
+
+    def convert(p):
+        if p.name not in wanted or p.type_ != Parameter.Type.INTEGER:
+            return p
+        kind = wanted[p.name]
+        return Parameter(p.name, kind, float(p.value) if kind == Parameter.Type.DOUBLE
+                         else str(p.value))
+
     # rclpy keeps the command line / params-file values here until they are declared.
     overrides = getattr(node, "_parameter_overrides", {})
-    for name in doubles & set(overrides):
-        given = overrides[name]
-        if given.type_ == Parameter.Type.INTEGER:
-            overrides[name] = Parameter(name, Parameter.Type.DOUBLE, float(given.value))
-
-    def to_double(parameters):
-        return [Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
-                if p.name in doubles and p.type_ == Parameter.Type.INTEGER else p
-                for p in parameters]
-
-    if hasattr(node, "add_pre_set_parameters_callback"):
-        node.add_pre_set_parameters_callback(to_double)
+    for name in set(wanted) & set(overrides):
+        overrides[name] = convert(overrides[name])
+    if hasattr(node, "add_pre_set_parameters_callback"):       # Iron and later
+        node.add_pre_set_parameters_callback(lambda params: [convert(p) for p in params])
 
 
 def _warn_undeclared(node, specs: Sequence[ParamSpec]) -> None:

@@ -6,8 +6,10 @@ import sys
 from typing import Callable, Optional, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import (SignalHandlerOptions, install_signal_handlers,
+                           uninstall_signal_handlers)
 
 
 def wants_help(argv: Sequence[str]) -> bool:
@@ -30,43 +32,57 @@ def run_node(make_node: Callable[[], Node], name: str, args: Optional[Sequence[s
     if help_text and wants_help(argv[1:]):
         print(help_text)
         return 0
-    rclpy.init(args=argv)
-    _shutdown_on_sigterm()
+    # While the node starts (model loading, warm-up) a signal raises StopRequested right where
+    # the start-up is, so nothing half-built keeps logging to a shut-down context. Once it is
+    # built, rclpy's own handlers take over: they wake the executor at once.
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    starting = _StartUpSignals()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, starting)
+    executor = SingleThreadedExecutor()
+    node = None
     try:
         node = make_node()
-    except Exception as err:
-        rclpy.logging.get_logger(name).fatal(f"cannot start: {err}")
-        _ignore_stop_signals()
-        rclpy.try_shutdown()
-        return 1
-    except KeyboardInterrupt:          # Ctrl-C while the model loads
-        _ignore_stop_signals()
-        rclpy.try_shutdown()
-        return 0
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        executor.add_node(node)
+        starting.done = True            # rclpy may chain to it from now on: a no-op then
+        install_signal_handlers(SignalHandlerOptions.ALL)
+        executor.spin()
+    except (StopRequested, KeyboardInterrupt, ExternalShutdownException):
         pass
-    finally:
-        # A second Ctrl-C (ros2 launch forwards one per keypress) must not interrupt the
-        # bounded clean-up below with a traceback.
-        _ignore_stop_signals()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    except Exception as err:
+        if rclpy.ok():                  # a real start-up failure, not a stop during start-up
+            rclpy.logging.get_logger(name).fatal(f"cannot start: {err}")
+            _stop(executor, node)
+            return 1
+    _stop(executor, node)
     return 0
 
 
-def _shutdown_on_sigterm() -> None:
-    """rclpy handles SIGTERM itself from Iron on; on Humble it would kill the process (-15)."""
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+class StopRequested(BaseException):
+    """SIGINT or SIGTERM arrived while the node was starting (a BaseException, like
+    KeyboardInterrupt, so that no `except Exception` on the way swallows it)."""
+
+
+class _StartUpSignals:
+    def __init__(self) -> None:
+        self.done = False
+
+    def __call__(self, signum, frame) -> None:
+        if not self.done:
+            raise StopRequested(signal.Signals(signum).name)
+
+
+def _stop(executor, node: Optional[Node]) -> None:
+    # A second Ctrl-C (ros2 launch forwards one per keypress) must not interrupt the bounded
+    # clean-up below with a traceback.
+    _ignore_stop_signals()
+    if node is not None:
+        node.destroy_node()
+    executor.shutdown(timeout_sec=1.0)
+    rclpy.try_shutdown()
 
 
 def _ignore_stop_signals() -> None:
-    try:
-        from rclpy.signals import uninstall_signal_handlers
-        uninstall_signal_handlers()
-    except (ImportError, RuntimeError):
-        pass
+    uninstall_signal_handlers()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
