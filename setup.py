@@ -27,8 +27,8 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            f"detector_node = {PACKAGE}.ros.detector_node:main",
-            f"image_source_node = {PACKAGE}.ros.image_source_node:main",
+            f"detector_node = {PACKAGE}.ros.entry_points:detector_node",
+            f"image_source_node = {PACKAGE}.ros.entry_points:image_source_node",
             f"engine_builder_node = {PACKAGE}.ros.engine_builder_node:main",
         ],
     },

@@ -121,13 +121,13 @@ def test_help_lists_the_parameters_and_exits(name, form):
 
 
 # -- stopping ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("moment", ["importing", "warming up", "ready:"])
+@pytest.mark.parametrize("moment", ["loading", "warming up", "ready:"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_detector_stops_quietly_while_starting(moment, sig):
     """A stop that lands before spinning begins (model loading, warm-up, the first instant)."""
     proc = start_node("detector_node")
-    if moment == "importing":
-        time.sleep(0.3)
+    if moment == "loading":             # past Python's own start-up, inside imports/model load
+        time.sleep(0.4)
     else:
         wait_ready(proc, moment)
     proc.send_signal(sig)

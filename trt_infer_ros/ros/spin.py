@@ -44,8 +44,8 @@ def run_node(make_node: Callable[[], Node], name: str, args: Optional[Sequence[s
     try:
         node = make_node()
         executor.add_node(node)
-        starting.done = True            # rclpy may chain to it from now on: a no-op then
         install_signal_handlers(SignalHandlerOptions.ALL)
+        starting.done = True            # rclpy may chain to it from now on: a no-op then
         executor.spin()
     except (StopRequested, KeyboardInterrupt, ExternalShutdownException):
         pass
