@@ -9,11 +9,15 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
 
+def domain_id() -> int:
+    """This run's DDS domain (scripts/test.sh picks one per run); child processes need it too."""
+    return int(os.environ.get("ROS_DOMAIN_ID", 1 + os.getpid() % 100))
+
+
 def isolated_context() -> Context:
-    """A fresh rclpy context on this run's domain (scripts/test.sh picks one per run)."""
+    """A fresh rclpy context on this run's domain."""
     context = Context()
-    domain = int(os.environ.get("ROS_DOMAIN_ID", 1 + os.getpid() % 100))
-    rclpy.init(context=context, domain_id=domain)
+    rclpy.init(context=context, domain_id=domain_id())
     return context
 
 

@@ -24,7 +24,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
-from ros_harness import isolated_context, spin_until  # noqa: E402
+from ros_harness import domain_id, isolated_context, spin_until  # noqa: E402
 from trt_infer_ros.ros.image_conversion import array_to_image  # noqa: E402
 
 NODES = ("detector_node", "image_source_node")
@@ -41,7 +41,7 @@ def start_node(name: str, *ros_args: str) -> subprocess.Popen:
     """The console command in its own process; ROS logs go to stdout so stderr holds only what
     escaped the logger (tracebacks, C++ aborts)."""
     env = dict(os.environ, RCUTILS_LOGGING_USE_STDOUT="1", RCUTILS_LOGGING_BUFFERED_STREAM="0",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", ROS_DOMAIN_ID=str(domain_id()))
     args = [console(name), "--ros-args", "-r", "image:=/hardening/image",
             "-p", "backend:=onnxruntime", *ros_args] if name == "detector_node" else \
         [console(name), "--ros-args", "-r", "image:=/hardening/source", "-p", "rate:=50", *ros_args]
@@ -325,7 +325,7 @@ def test_frames_lost_in_transport_are_counted(ros):
     node.create_subscription(Image, "/hardening/lossy", received.append, qos_profile_sensor_data,
                              **counter.subscription_kwargs())
     sent = 60
-    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS="UDPv4")
+    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS="UDPv4", ROS_DOMAIN_ID=str(domain_id()))
     proc = subprocess.Popen([sys.executable, "-c", _UDP_PUBLISHER, str(sent)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     spin_until(executor, lambda: proc.poll() is not None, 60.0)

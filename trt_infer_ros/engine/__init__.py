@@ -9,7 +9,7 @@ progress       IProgressMonitor logging (TensorRT >= 10), heartbeat before that
 calibration    image batches through the adapter's preprocessing, INT8 calibrators,
                percentile calibration with onnxruntime
 calibration_cache  TensorRT's calibration cache text format, reuse checks
-bag_reader     rosbag2 sqlite3 / MCAP images with our own CDR decoding
+bag_reader     rosbag2 sqlite3 / MCAP images through the rosbags library, bounded and checked
 sidecar        the JSON written next to every engine, and comparing it
 engine_loader  the one place that checks and deserializes engines (runners use it)
 dla_report     layers DLA cannot take, where layers ended up, fallback warnings
