@@ -33,7 +33,7 @@ def declared_graph(tmp_path, out_shape, in_shape=(1, 3, 320, 320), in_type=Tenso
     ((1, 3 * G, 6), "yolov5"),                             # 1 class: still 3 anchors per cell
     ((1, 3 * grid_size(320, 320, (8, 16, 32, 64)), 85), "yolov5"),   # P6 head
     ((1, G, 85), "yolox"),
-    ((1, 100, 6), "centernet"),
+    ((1, 100, 6), "yolo_end2end"),             # NCHW float input: Ultralytics end-to-end
 ])
 def test_detect_model_type_by_output_shape(tmp_path, out_shape, family):
     assert detect_model_type(declared_graph(tmp_path, out_shape)) == family
@@ -48,12 +48,14 @@ def test_dynamic_exports(tmp_path):
     assert adapter.input_spec.shape == (1, 3, 416, 416) and len(adapter.class_names) == 80
 
 
-def test_unknown_graph_gives_a_clear_error(tmp_path):
-    path = declared_graph(tmp_path, (1, 1000))             # a classifier
-    with pytest.raises(ValueError) as err:
+def test_a_classifier_is_refused_as_such(tmp_path):
+    path = declared_graph(tmp_path, (1, 1000))
+    with pytest.raises(ValueError, match=r"output \[1,1000\] is a classifier, not a detector"):
         detect_model_type(path)
-    message = str(err.value)
-    assert "model_type" in message and "yolov8" in message and "centernet" in message
+    # Naming a family does not help: the refusal says why instead of advising model_type.
+    with pytest.raises(ValueError, match="classifier, not a detector") as err:
+        create_adapter("yolov8", path)
+    assert "set model_type" not in str(err.value).lower()
 
 
 def test_ambiguous_graph_names_the_candidates(tmp_path):
@@ -94,7 +96,7 @@ def test_model_type_names():
     assert normalize_model_type("YOLO11") == "yolov8"
     assert normalize_model_type("yolo-x") == "yolox"
     with pytest.raises(ValueError, match="choose one of"):
-        normalize_model_type("detr")
+        normalize_model_type("ssd")
     with pytest.raises(ValueError, match="needs a model file"):
         create_adapter("auto")
 

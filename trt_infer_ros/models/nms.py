@@ -1,4 +1,5 @@
-"""Class-aware non-maximum suppression and IoU, in vectorised numpy."""
+"""Non-maximum suppression (class-aware or across classes) and IoU, in vectorised numpy;
+rotated boxes by ProbIoU."""
 from __future__ import annotations
 
 import numpy as np
@@ -55,5 +56,54 @@ def nms(
         if classes is not None:
             # A mask (not the coordinate-offset trick) keeps IoU exact in float32.
             suppress &= classes[rest] == classes[i]
+        order = rest[~suppress]
+    return np.asarray(keep, np.int64)
+
+
+def _covariance(boxes: np.ndarray, angles: np.ndarray):
+    """Gaussian covariance terms (a, b, c) of rotated boxes, as in ProbIoU."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    a0, b0 = w * w / 12.0, h * h / 12.0
+    cos, sin = np.cos(angles), np.sin(angles)
+    return (a0 * cos ** 2 + b0 * sin ** 2, a0 * sin ** 2 + b0 * cos ** 2, (a0 - b0) * cos * sin)
+
+
+def probiou(boxes: np.ndarray, angles: np.ndarray, i: int, rest: np.ndarray) -> np.ndarray:
+    """ProbIoU (1 - Hellinger distance of the boxes' Gaussians) of box i against `rest`.
+
+    The overlap measure Ultralytics uses for oriented boxes; boxes are the unrotated x1,y1,x2,y2.
+    """
+    eps = 1e-7
+    a, b, c = _covariance(boxes, angles)
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) * 0.5, (boxes[:, 1] + boxes[:, 3]) * 0.5
+    a1, b1, c1, a2, b2, c2 = a[i], b[i], c[i], a[rest], b[rest], c[rest]
+    dx, dy = cx[i] - cx[rest], cy[i] - cy[rest]
+    denom = (a1 + a2) * (b1 + b2) - (c1 + c2) ** 2 + eps
+    t1 = ((a1 + a2) * dy ** 2 + (b1 + b2) * dx ** 2) / denom * 0.25
+    t2 = ((c1 + c2) * (-dx) * dy) / denom * 0.5
+    det = np.sqrt(np.clip(a1 * b1 - c1 ** 2, 0, None) * np.clip(a2 * b2 - c2 ** 2, 0, None))
+    t3 = np.log(denom / (4 * det + eps) + eps) * 0.5
+    bd = np.clip(t1 + t2 + t3, eps, 100.0)
+    return 1.0 - np.sqrt(1.0 - np.exp(-bd) + eps)
+
+
+def rotated_nms(boxes: np.ndarray, angles: np.ndarray, scores: np.ndarray,
+                class_ids: np.ndarray | None = None, iou_threshold: float = 0.45,
+                max_detections: int = 100) -> np.ndarray:
+    """Greedy NMS of oriented boxes by ProbIoU; `class_ids` None suppresses across classes."""
+    n = int(scores.shape[0])
+    if n == 0 or max_detections <= 0:
+        return np.zeros((0,), np.int64)
+    boxes = np.asarray(boxes, np.float64)
+    angles = np.asarray(angles, np.float64)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    keep: list[int] = []
+    while order.size and len(keep) < max_detections:
+        i = order[0]
+        keep.append(int(i))
+        rest = order[1:]
+        suppress = probiou(boxes, angles, i, rest) > iou_threshold
+        if class_ids is not None:
+            suppress &= class_ids[rest] == class_ids[i]
         order = rest[~suppress]
     return np.asarray(keep, np.int64)

@@ -17,8 +17,9 @@ def yolo_input_spec(width: int = 640, height: int = 640, **overrides) -> InputSp
 
 
 def yolox_input_spec(width: int = 640, height: int = 640, **overrides) -> InputSpec:
-    """YOLOX preprocessing (0.1.1+): BGR, letterboxed with 114, raw 0..255 values."""
-    params = dict(color="BGR", scale=1.0)
+    """YOLOX preprocessing (0.1.1+): BGR, raw 0..255 values, the resized image at the top left
+    and 114 padding at the bottom and right (YOLOX's `preproc`)."""
+    params = dict(color="BGR", scale=1.0, pad_placement="top_left")
     params.update(overrides)
     return InputSpec(width=width, height=height, **params)
 
@@ -28,26 +29,78 @@ def grid_size(width: int, height: int, strides: Sequence[int] = YOLOX_STRIDES) -
     return sum((height // s) * (width // s) for s in strides)
 
 
+TASK_TYPES = {"detect": "yolov8", "segment": "yolov8_seg", "pose": "yolov8_pose",
+              "obb": "yolov8_obb"}
+
+
 class YoloV8Adapter(BaseAdapter):
-    """YOLOv8 / YOLO11: output [1, 4+nc, N] = cx, cy, w, h, class scores (no objectness)."""
+    """YOLOv8 / YOLO11 / YOLO12 heads (and YOLO26 exported without end2end): output
+    [1, 4+nc+E, N] = cx, cy, w, h, nc class scores (no objectness), E task channels:
 
-    model_type = "yolov8"
+    - detect: E = 0;
+    - segment: E = 32 mask coefficients, with prototypes [1, 32, H/4, W/4] as the second output;
+    - pose: E = K*D keypoint values (x, y[, visibility]) per keypoint, `kpt_shape` = (K, D);
+    - obb: E = 1, the rotation angle in radians.
+    The extra channels are never read as class scores.
+    """
 
-    def __init__(self, input_spec: Optional[InputSpec] = None, class_names=None, num_classes=None):
+    def __init__(self, input_spec: Optional[InputSpec] = None, class_names=None, num_classes=None,
+                 task: str = "detect", kpt_shape: Optional[tuple[int, int]] = None,
+                 mask_channels: int = 32):
+        if task not in TASK_TYPES:
+            raise ValueError(f"unknown YOLO task {task!r}; one of {', '.join(TASK_TYPES)}")
         super().__init__(input_spec or yolo_input_spec(), class_names, num_classes)
+        self.task = task
+        self.model_type = TASK_TYPES[task]
+        self.num_classes = num_classes
+        self.kpt_shape = tuple(kpt_shape) if kpt_shape else ((17, 3) if task == "pose" else None)
+        self.extra = {"detect": 0, "segment": mask_channels, "obb": 1,
+                      "pose": (self.kpt_shape[0] * self.kpt_shape[1]) if self.kpt_shape else 0}[task]
+
+    def _attributes_first(self, p: np.ndarray) -> np.ndarray:
+        """[4+nc+E, N] whichever way the export laid it out."""
+        if self.num_classes is not None:
+            channels = 4 + self.num_classes + self.extra
+            if p.shape[0] == channels:
+                return p
+            if p.shape[1] == channels:
+                return p.T
+            raise ValueError(f"{self.model_type} output {list(p.shape)} has no axis of "
+                             f"{channels} = 4 + {self.num_classes} classes + {self.extra}")
+        return p.T if p.shape[0] > p.shape[1] else p   # transposed exports: N is the larger
 
     def decode(self, outputs: Sequence[np.ndarray], score_threshold: float) -> Detections:
         p = np.asarray(outputs[0])
-        p = p.reshape(p.shape[-2:]) if p.ndim == 3 else p
-        if p.shape[0] > p.shape[1]:
-            p = p.T                       # some exports transpose to [N, 4+nc]; N is the larger
-        cls = p[4:].astype(np.float32, copy=False)
+        p = self._attributes_first(p.reshape(p.shape[-2:]) if p.ndim == 3 else p)
+        nc = p.shape[0] - 4 - self.extra
+        cls = p[4:4 + nc].astype(np.float32, copy=False)
         # Threshold on the best score first so argmax runs on the few survivors only.
-        best = cls.max(axis=0) if cls.shape[1] else np.zeros((0,), np.float32)
+        best = cls.max(axis=0) if cls.shape[1] and nc else np.zeros((p.shape[1],), np.float32)
         keep = np.flatnonzero(best >= score_threshold)
-        class_ids = np.argmax(cls[:, keep], axis=0)
+        class_ids = np.argmax(cls[:, keep], axis=0) if nc else np.zeros(keep.shape, np.int64)
         boxes = cxcywh_to_xyxy(p[:4, keep].T.astype(np.float32))
-        return make_detections(boxes, best[keep], class_ids)
+        dets = make_detections(boxes, best[keep], class_ids)
+        extra = p[4 + nc:, keep].T.astype(np.float32)          # [n, E]
+        return attach_task_outputs(dets, self.task, extra, outputs, self.kpt_shape,
+                                   (self.input_spec.width, self.input_spec.height))
+
+
+def attach_task_outputs(dets: Detections, task: str, extra: np.ndarray, outputs,
+                        kpt_shape, input_size) -> Detections:
+    """Fill the task fields of `dets` from its rows' extra channels `extra` [n, E]."""
+    if task == "obb":
+        dets.angles = np.ascontiguousarray(extra[:, 0], np.float32)
+    elif task == "pose":
+        k, d = kpt_shape
+        kpts = extra.reshape(-1, k, d)
+        if d == 2:                         # no visibility channel: every keypoint counts as seen
+            kpts = np.concatenate([kpts, np.ones((kpts.shape[0], k, 1), np.float32)], axis=2)
+        dets.keypoints = np.ascontiguousarray(kpts, np.float32)
+    elif task == "segment":
+        from trt_infer_ros.models.masks import InstanceMasks
+        protos = np.asarray(outputs[1], np.float32)
+        dets.masks = InstanceMasks(extra, protos.reshape(protos.shape[-3:]), dets.boxes, input_size)
+    return dets
 
 
 class YoloV5Adapter(BaseAdapter):

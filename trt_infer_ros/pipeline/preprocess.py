@@ -34,7 +34,10 @@ def compute_transform(width: int, height: int, spec: InputSpec) -> tuple[ImageTr
     ratio = min(spec.width / width, spec.height / height)
     new_w = max(1, min(spec.width, int(round(width * ratio))))
     new_h = max(1, min(spec.height, int(round(height * ratio))))
-    left, top = (spec.width - new_w) // 2, (spec.height - new_h) // 2
+    if spec.pad_placement == "top_left":
+        left, top = 0, 0                  # YOLOX pads only the bottom and right
+    else:
+        left, top = (spec.width - new_w) // 2, (spec.height - new_h) // 2
     # The per-axis ratio of the rounded size is what the resize really applied.
     return ImageTransform(new_w / width, new_h / height, float(left), float(top), width, height), \
         new_w, new_h
