@@ -23,6 +23,7 @@ def onnxruntime_providers() -> list[str]:
 
 class OnnxRuntimeRunner:
     name = "onnxruntime"
+    accepts_extra_inputs = True
 
     def __init__(self, model_path: str, device: Optional[str] = None,
                  intra_op_threads: Optional[int] = None):
@@ -42,20 +43,30 @@ class OnnxRuntimeRunner:
             options.intra_op_num_threads = intra_op_threads
         # CPU stays last so an op the GPU provider lacks still runs.
         providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
-        self._session = ort.InferenceSession(str(model_path), options, providers=providers)
+        try:
+            self._session = ort.InferenceSession(str(model_path), options, providers=providers)
+        except Exception as exc:
+            from trt_infer_ros.models.model_file import check_model_file, unreadable_onnx
+            check_model_file(model_path)
+            raise unreadable_onnx(model_path, exc) from None
         if provider not in self._session.get_providers():
             # onnxruntime falls back to CPU quietly when the CUDA libraries fail to load.
             raise BackendUnavailable(f"onnxruntime could not start {provider} (missing CUDA/cuDNN "
                                      f"libraries?); it would run on {self._session.get_providers()}")
-        inp = self._session.get_inputs()[0]
+        inputs = self._session.get_inputs()
+        # The image is the 4-D input (RT-DETR deploy exports add a target-size input).
+        inp = next((i for i in inputs if len(i.shape) == 4), inputs[0])
         self.input_name = inp.name
         self.input_shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in inp.shape)
         self.input_dtype = np.dtype(_DTYPES.get(inp.type, np.float32))
         self.output_names = [o.name for o in self._session.get_outputs()]
 
-    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+    def run(self, tensor: np.ndarray, extra_inputs=None) -> list[np.ndarray]:
         tensor = np.ascontiguousarray(tensor, dtype=self.input_dtype)
-        return self._session.run(self.output_names, {self.input_name: tensor})
+        feed = {self.input_name: tensor}
+        if extra_inputs:
+            feed.update(extra_inputs)
+        return self._session.run(self.output_names, feed)
 
     def close(self) -> None:
         self._session = None

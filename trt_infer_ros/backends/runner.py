@@ -11,7 +11,9 @@ class Runner(Protocol):
     """Runs one model on batch-1 inputs.
 
     `run` takes the preprocessed input tensor (shape and dtype as `input_shape`/`input_dtype`)
-    and returns the model outputs as numpy arrays, in `output_names` order.
+    and returns the model outputs as numpy arrays, in `output_names` order. Models with inputs
+    besides the image (RT-DETR deploy exports: the target size) get them by name in
+    `extra_inputs`; a runner that can feed them sets `accepts_extra_inputs = True`.
     """
 
     name: str                       # backend name, e.g. "onnxruntime"
@@ -21,7 +23,7 @@ class Runner(Protocol):
     input_dtype: np.dtype
     output_names: Sequence[str]
 
-    def run(self, tensor: np.ndarray) -> list[np.ndarray]: ...
+    def run(self, tensor: np.ndarray, extra_inputs=None) -> list[np.ndarray]: ...
 
     def close(self) -> None: ...
 

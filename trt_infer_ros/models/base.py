@@ -18,7 +18,12 @@ class BaseAdapter:
     def __init__(self, input_spec: InputSpec, class_names: Sequence[str] | None = None,
                  num_classes: int | None = None):
         self.input_spec = input_spec
+        self.num_classes = num_classes          # None when the outputs do not say
         self.class_names = resolve_class_names(class_names, num_classes)
+
+    def extra_inputs(self) -> dict[str, np.ndarray]:
+        """Model inputs besides the image, by name (most models have none)."""
+        return {}
 
     def __repr__(self) -> str:
         s = self.input_spec

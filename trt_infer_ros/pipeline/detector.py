@@ -10,8 +10,9 @@ import numpy as np
 from trt_infer_ros.backends.factory import create_runner
 from trt_infer_ros.backends.runner import Runner
 from trt_infer_ros.models.adapter import ModelAdapter
-from trt_infer_ros.models.nms import nms
-from trt_infer_ros.models.registry import create_adapter
+from trt_infer_ros.models.model_file import check_model_file
+from trt_infer_ros.models.nms import nms, rotated_nms
+from trt_infer_ros.models.registry import MODEL_TYPES, create_adapter
 from trt_infer_ros.models.spec import Detections
 from trt_infer_ros.pipeline.preprocess import preprocess
 from trt_infer_ros.pipeline.settings import DetectionSettings
@@ -23,6 +24,8 @@ class DetectionPipeline:
 
     `settings` is read on every call, so changing it (e.g. from a ROS parameter callback)
     applies from the next frame. `timings` holds the stage times of the last frame.
+    `nonfinite_dropped` counts detections dropped since start because a number in them was
+    NaN or infinite (a broken or mis-typed model; never passed on).
     """
 
     def __init__(self, adapter: ModelAdapter, runner: Runner,
@@ -31,6 +34,9 @@ class DetectionPipeline:
         self.runner = runner
         self.settings = settings if settings is not None else DetectionSettings()
         self.timings = FrameTimings()
+        self.nonfinite_dropped = 0
+        self.selection = f"CPU-side pipeline: {getattr(adapter, 'selection', adapter.model_type)}"
+        self._extra_inputs = extra_inputs_for(adapter, runner)
         spec, shape = adapter.input_spec, tuple(runner.input_shape)
         if len(shape) == 4 and all(d > 0 for d in shape) and shape != spec.shape:
             raise ValueError(f"the model input is {list(shape)} but the {adapter.model_type} "
@@ -44,13 +50,17 @@ class DetectionPipeline:
             # e.g. an engine built with fp16 I/O from an fp32 ONNX graph
             tensor = tensor.astype(self.runner.input_dtype)
         clock.lap("preprocess")
-        outputs = self.runner.run(tensor)
+        if self._extra_inputs:
+            outputs = self.runner.run(tensor, self._extra_inputs)
+        else:
+            outputs = self.runner.run(tensor)
         clock.lap("inference")
-        dets = decode_candidates(self.adapter, outputs, s)
+        dets, dropped = decode_candidates(self.adapter, outputs, s)
+        self.nonfinite_dropped += dropped
         clock.lap("decode")
         dets = select_final(self.adapter, dets, s)
         clock.lap("nms")
-        result = Detections(transform.to_source(dets.boxes), dets.scores, dets.class_ids)
+        result = dets.to_source(transform)
         clock.lap("postprocess")
         self.timings = clock.finish()
         return result
@@ -59,23 +69,51 @@ class DetectionPipeline:
         self.runner.close()
 
 
-def decode_candidates(adapter: ModelAdapter, outputs, settings: DetectionSettings) -> Detections:
-    """The model's detections above the score threshold, of the classes the filter keeps."""
+def decode_candidates(adapter: ModelAdapter, outputs,
+                      settings: DetectionSettings) -> tuple[Detections, int]:
+    """The model's detections above the score threshold, of the classes the filter keeps, and
+    how many were dropped for holding a non-finite number."""
     dets = adapter.decode(outputs, settings.score_threshold)
+    finite = dets.finite_rows()
+    dropped = int(finite.size - np.count_nonzero(finite))
+    if dropped:
+        dets = dets.select(finite)
     if settings.class_filter is not None:
         dets = dets.select(np.isin(dets.class_ids, np.fromiter(settings.class_filter, np.int64)))
-    return dets
+    return dets, dropped
 
 
 def select_final(adapter: ModelAdapter, dets: Detections,
                  settings: DetectionSettings) -> Detections:
-    """Class-aware NMS (or, for models with NMS inside, the best first) capped at max_detections."""
+    """NMS, per class or across classes (`agnostic_nms`), or for models whose outputs are
+    final detections the best first, capped at max_detections. Oriented boxes use ProbIoU."""
+    classes = None if settings.agnostic_nms else dets.class_ids
     if adapter.nms_inside:
         keep = np.argsort(-dets.scores, kind="stable")[:max(settings.max_detections, 0)]
-    else:
-        keep = nms(dets.boxes, dets.scores, dets.class_ids, settings.nms_iou_threshold,
-                   settings.max_detections)
-    return dets.select(keep)
+        if settings.agnostic_nms and len(keep):
+            # Models with NMS inside ran it per class: suppress across classes among the kept.
+            kept = dets.select(keep)
+            return kept.select(_nms(kept, None, settings))
+        return dets.select(keep)
+    return dets.select(_nms(dets, classes, settings))
+
+
+def _nms(dets: Detections, classes, settings: DetectionSettings) -> np.ndarray:
+    if dets.angles is not None:
+        return rotated_nms(dets.boxes, dets.angles, dets.scores, classes,
+                           settings.nms_iou_threshold, settings.max_detections)
+    return nms(dets.boxes, dets.scores, classes, settings.nms_iou_threshold,
+               settings.max_detections)
+
+
+def extra_inputs_for(adapter: ModelAdapter, runner: Runner) -> dict:
+    """Inputs besides the image the model needs (RT-DETR deploy: the target size), checked
+    against what the runner can feed."""
+    extra = adapter.extra_inputs() if hasattr(adapter, "extra_inputs") else {}
+    if extra and not getattr(runner, "accepts_extra_inputs", False):
+        raise ValueError(f"this model needs inputs besides the image ({', '.join(extra)}), which "
+                         f"the {runner.name} runner cannot feed: use backend onnxruntime")
+    return extra
 
 
 def build_pipeline(model_path: str, model_type: str = "auto", backend: str = "auto",
@@ -88,6 +126,8 @@ def build_pipeline(model_path: str, model_type: str = "auto", backend: str = "au
     input size, layout and dtype come from the runner.
     `adapter_kwargs` go to `create_adapter` (input_size, class_names, input_spec_overrides).
     """
+    if Path(model_path).suffix.lower() == ".onnx":
+        check_model_file(model_path)      # one clear sentence before any runtime's own text
     runner = create_runner(backend, model_path, device=device)
     try:
         return DetectionPipeline(adapter_for(model_path, model_type, runner, **adapter_kwargs),
@@ -105,8 +145,8 @@ def adapter_for(model_path: str, model_type: str, runner: Runner,
         adapter = create_adapter(model_type, onnx_path, **adapter_kwargs)
     elif model_type.strip().lower() == "auto":
         raise ValueError(f"{model_path}: model_type 'auto' needs the ONNX graph (none found "
-                         f"beside the engine); set the `model_type` parameter to yolov8, "
-                         f"yolov5, yolox, centernet or end2end")
+                         f"beside the engine); set the `model_type` parameter to one of "
+                         f"{', '.join(MODEL_TYPES)}")
     else:
         adapter = create_adapter(model_type, None, **spec_from_runner(runner, adapter_kwargs))
     if hasattr(adapter, "set_output_names"):

@@ -27,6 +27,7 @@ from trt_infer_ros.models.adapter import ModelAdapter
 from trt_infer_ros.models.spec import Detections, ImageTransform
 from trt_infer_ros.pipeline.detector import (adapter_for, build_pipeline, decode_candidates,
                                               select_final)
+from trt_infer_ros.models.model_file import check_model_file
 from trt_infer_ros.pipeline.preprocess import CHANNELS, compute_transform, validated_image
 from trt_infer_ros.pipeline.settings import DetectionSettings
 from trt_infer_ros.pipeline.timing import FrameTimings
@@ -80,6 +81,7 @@ class GpuDetectionPipeline:
         self.runner = runner
         self.settings = settings if settings is not None else DetectionSettings()
         self.timings = FrameTimings()
+        self.nonfinite_dropped = 0
         self.use_graph = use_graph
         self.max_shapes = max_shapes
         spec = adapter.input_spec
@@ -89,12 +91,17 @@ class GpuDetectionPipeline:
         if np.dtype(runner.input_dtype) != np.dtype(spec.dtype):
             raise ValueError(f"the model input is {np.dtype(runner.input_dtype)} but the spec says "
                              f"{spec.dtype}")
+        if hasattr(adapter, "extra_inputs") and adapter.extra_inputs():
+            raise BackendUnavailable("the GPU pipeline feeds the image input only; this model "
+                                     "needs more inputs and runs on the CPU-side pipeline")
         self.context = runner.context
         self.stream = Stream(self.context)
         layout = None
         if gpu_decode and not adapter.nms_inside:
-            layout = head_layout(adapter.model_type, runner.output_shapes[0],
-                                 len(adapter.class_names), getattr(adapter, "decoded", True))
+            # The model's class count: a labels file may name more classes than it has.
+            num_classes = getattr(adapter, "num_classes", None) or len(adapter.class_names)
+            layout = head_layout(adapter.model_type, runner.output_shapes[0], num_classes,
+                                 getattr(adapter, "decoded", True))
         self.decoder = GpuDecoder(self.context, layout, runner.output_dtypes[0]) if layout else None
         self._frames: "OrderedDict[tuple, object]" = OrderedDict()
 
@@ -102,20 +109,27 @@ class GpuDetectionPipeline:
     def gpu_decode(self) -> bool:
         return self.decoder is not None
 
+    def _decoder_now(self):
+        """The GPU decoder for this frame, or None to decode on the CPU: its NMS kernel is
+        per class, so `agnostic_nms` frames take the CPU decoder (same results as the CPU
+        pipeline)."""
+        return None if self.settings.agnostic_nms else self.decoder
+
     def frame_for(self, image: np.ndarray, encoding: str):
         """The FrameGraph for this image's shape (built and captured on first sight)."""
         from trt_infer_ros.cuda.frame_graph import FrameGraph
         from trt_infer_ros.cuda.preprocess_kernel import GpuPreprocessor, SourceLayout
 
         img, w, h, step = _image_geometry(image, encoding)
-        key = (w, h, step, encoding)
+        decoder = self._decoder_now()
+        key = (w, h, step, encoding, decoder is not None)
         frame = self._frames.get(key)
         if frame is None:
             spec = self.adapter.input_spec
             transform, new_w, new_h = compute_transform(w, h, spec)
             pre = GpuPreprocessor(self.context, spec, SourceLayout(w, h, step, encoding),
                                   (new_w, new_h), (int(transform.pad_x), int(transform.pad_y)))
-            frame = FrameGraph(self.runner, pre, self.decoder, self.stream, self.use_graph)
+            frame = FrameGraph(self.runner, pre, decoder, self.stream, self.use_graph)
             frame.transform = transform
             LOG.info("GPU frame graph for %dx%d %s: %s", w, h, encoding, frame.mode)
             self._frames[key] = frame
@@ -137,15 +151,19 @@ class GpuDetectionPipeline:
         t0 = time.perf_counter()
         frame, img = self.frame_for(image, encoding)
         frame.stage_image(img)
-        if self.decoder is not None:
+        if frame.decoder is not None:
             self._write_params(frame.transform)
         t1 = time.perf_counter()
         frame.launch()
         frame.synchronize()
         t2 = time.perf_counter()
-        if self.decoder is not None:
-            boxes, scores, class_ids, _ = self.decoder.read()
+        if frame.decoder is not None:
+            boxes, scores, class_ids, _ = frame.decoder.read()
             result = Detections(boxes, scores, class_ids)
+            finite = result.finite_rows()
+            if not finite.all():
+                self.nonfinite_dropped += int(finite.size - np.count_nonzero(finite))
+                result = result.select(finite)
         else:
             result = self._decode_on_cpu(frame.host_outputs(), frame.transform)
         t3 = time.perf_counter()
@@ -154,9 +172,10 @@ class GpuDetectionPipeline:
         return result
 
     def _decode_on_cpu(self, outputs, transform: ImageTransform) -> Detections:
-        dets = decode_candidates(self.adapter, outputs, self.settings)
+        dets, dropped = decode_candidates(self.adapter, outputs, self.settings)
+        self.nonfinite_dropped += dropped
         dets = select_final(self.adapter, dets, self.settings)
-        return Detections(transform.to_source(dets.boxes), dets.scores, dets.class_ids)
+        return dets.to_source(transform)
 
     def close(self) -> None:
         for frame in self._frames.values():
@@ -199,6 +218,8 @@ def build_gpu_pipeline(model_path: str, model_type: str = "auto", backend: str =
                        use_graph: bool = True, **adapter_kwargs) -> GpuDetectionPipeline:
     """Adapter + GPU runner + GpuDetectionPipeline for one model file (same arguments as
     `pipeline.detector.build_pipeline`). Raises BackendUnavailable when no GPU path exists."""
+    if Path(model_path).suffix.lower() == ".onnx":
+        check_model_file(model_path)
     runner = create_gpu_runner(backend, model_path, device)
     try:
         adapter = adapter_for(model_path, model_type, runner, **adapter_kwargs)
@@ -236,7 +257,8 @@ def build_best_pipeline(model_path: str, model_type: str = "auto", backend: str 
                                       **adapter_kwargs)
             pipe.selection = (f"GPU pipeline: {pipe.runner.name} {pipe.runner.device}, frame "
                               f"graphs per input shape, decode on "
-                              f"{'GPU' if pipe.gpu_decode else 'CPU'}")
+                              f"{'GPU' if pipe.gpu_decode else 'CPU'}; model "
+                              f"{getattr(pipe.adapter, 'selection', pipe.adapter.model_type)}")
             say(pipe.selection)
             return pipe
         except Exception as exc:
@@ -248,7 +270,8 @@ def build_best_pipeline(model_path: str, model_type: str = "auto", backend: str 
     pipe = build_pipeline(model_path, model_type=model_type, backend=backend, settings=settings,
                           device=device, **adapter_kwargs)
     try:
-        pipe.selection = f"CPU-side pipeline ({reason})"
+        pipe.selection = (f"CPU-side pipeline ({reason}); model "
+                          f"{getattr(pipe.adapter, 'selection', pipe.adapter.model_type)}")
     except AttributeError:
         pass
     say(f"GPU pipeline not used: {reason}")

@@ -11,3 +11,4 @@ class DetectionSettings:
     nms_iou_threshold: float = 0.45
     max_detections: int = 100
     class_filter: Optional[frozenset[int]] = None   # None keeps every class
+    agnostic_nms: bool = False      # NMS across classes: one box per object whatever its label
