@@ -1,9 +1,10 @@
-"""Detections -> vision_msgs/Detection2DArray."""
+"""Detections -> vision_msgs/Detection2DArray; class names -> vision_msgs/LabelInfo."""
 from __future__ import annotations
 
 from typing import Sequence
 
-from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose,
+                             VisionClass)
 
 from trt_infer_ros.models.spec import Detections
 from trt_infer_ros.pipeline.annotate import label_for
@@ -27,3 +28,16 @@ def to_detection_array(detections: Detections, header,
         det.results.append(hypothesis)
         out.detections.append(det)
     return out
+
+
+def to_label_info(class_names: Sequence[str], threshold: float, stamp) -> LabelInfo:
+    """The class map, id -> name, as the vision_msgs convention publishes it (once, latched).
+
+    Detections carry the class name itself as hypothesis.class_id, so this map is what a
+    consumer needs to get back to the model's numeric ids.
+    """
+    info = LabelInfo(threshold=float(threshold))
+    info.header.stamp = stamp
+    info.class_map = [VisionClass(class_id=i, class_name=name)
+                      for i, name in enumerate(class_names) if i <= 65535]
+    return info

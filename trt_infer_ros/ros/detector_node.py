@@ -4,6 +4,7 @@ Topics (remap as usual):
   image              (sub, sensor_msgs/Image)              camera frames
   ~/detections       (pub, vision_msgs/Detection2DArray)   reliable, depth 10: every result counts
   ~/image            (pub, sensor_msgs/Image)              overlay, drawn only while subscribed
+  ~/label_info       (pub, vision_msgs/LabelInfo)          class map, once, transient local
 """
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Detection2DArray
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from trt_infer_ros.pipeline.annotate import draw_detections, to_bgr
 from trt_infer_ros.ros.class_filter import ClassFilterError, parse_class_filter
-from trt_infer_ros.ros.detection_messages import to_detection_array
+from trt_infer_ros.ros.detection_messages import to_detection_array, to_label_info
 from trt_infer_ros.ros.detector_parameters import (DETECTOR_PARAMETERS, LIVE,
                                                    declare_detector_parameters, load_pipeline)
 from trt_infer_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array
@@ -30,7 +32,9 @@ from trt_infer_ros.ros.spin import run_node
 
 STATS_PERIOD_S = 10.0
 WARMUP_FRAMES = 3      # TinyJit compiles on the 1st call and captures on the 2nd
-WORKER_STOP_S = 10.0   # the frame in flight finishes before the publishers go
+WORKER_STOP_S = 10.0
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)   # the frame in flight finishes before the publishers go
 
 
 class DetectorNode(Node):
@@ -46,6 +50,10 @@ class DetectorNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._detections_pub = self.create_publisher(Detection2DArray, "~/detections", 10)
+        # Transient local: a subscriber that joins late still gets the class map, sent once.
+        self._label_info_pub = self.create_publisher(LabelInfo, "~/label_info", LATCHED)
+        self._label_info_pub.publish(to_label_info(self._class_names, params["score_threshold"],
+                                                   self.get_clock().now().to_msg()))
         self._overlay_pub = self.create_publisher(Image, "~/image", image_qos("reliable", 1))
         qos = image_qos(params["qos_reliability"], params["qos_depth"])
         self._frames = LatestFrame()

@@ -14,7 +14,9 @@ BACKENDS = ("auto", "onnxruntime", "tinygrad", "tensorrt")
 MODEL_TYPES = ("auto", "yolov8", "yolov5", "yolox", "centernet", "end2end")
 # Device names the runners understand: CPU, CUDA (or CUDA:<n> for tinygrad), DLA0/DLA1 (TensorRT).
 DEVICE_PATTERN = re.compile(r"(CPU|CUDA(:[0-9]{1,2})?|GPU|DLA[0-9]?)", re.IGNORECASE)
-LIVE = ("score_threshold", "nms_iou_threshold", "max_detections", "class_filter", "enable")
+LIVE = ("score_threshold", "nms_iou_threshold", "agnostic_nms", "max_detections", "class_filter",
+        "enable")
+INPUT_SIZE = re.compile(r"([0-9]{2,5})(?:x([0-9]{2,5}))?")
 
 DETECTOR_PARAMETERS = (
     ParamSpec("model_path", "", "ONNX model or TensorRT engine; empty = the bundled COCO CenterNet",
@@ -25,10 +27,17 @@ DETECTOR_PARAMETERS = (
               read_only=True, choices=BACKENDS),
     ParamSpec("device", "", "runtime device: CPU, CUDA, CUDA:<n>, DLA0, DLA1; empty lets the "
               "backend choose", read_only=True, max_length=16),
+    ParamSpec("input_size", "", "input size for a model whose size is not fixed: 640 or "
+              "WIDTHxHEIGHT (640x384); empty reads it from the model", read_only=True,
+              max_length=16),
+    ParamSpec("labels", "", "class names file: one name a line, or a YAML/JSON list or "
+              "{id: name} map; empty uses the model's own names", read_only=True),
     ParamSpec("score_threshold", 0.3, "detections scoring below this are dropped",
               float_range=(0.0, 1.0)),
     ParamSpec("nms_iou_threshold", 0.45, "boxes of one class overlapping more than this are "
               "merged", float_range=(0.0, 1.0)),
+    ParamSpec("agnostic_nms", False, "NMS across classes: one box per object even when "
+              "several classes score on it"),
     ParamSpec("max_detections", 100, "at most this many detections per frame, best first",
               int_range=(1, 1000)),
     ParamSpec("class_filter", "", "comma-separated class names or ids to keep; empty keeps all",
@@ -47,10 +56,25 @@ def declare_detector_parameters(node) -> dict:
     if p["device"] and not DEVICE_PATTERN.fullmatch(p["device"]):
         raise ValueError(f"device {p['device']!r} is not a device name: use CPU, CUDA, CUDA:<n>, "
                          "DLA0 or DLA1, or leave it empty to let the backend choose")
+    p["input_size"] = parse_input_size(p["input_size"])
     if not p["model_path"]:
         p["model_path"] = str(default_model_path())
     check_model_file(p["model_path"])
     return p
+
+
+def parse_input_size(text: str):
+    """(width, height) from '640' or '640x384'; None when empty."""
+    if not text:
+        return None
+    match = INPUT_SIZE.fullmatch(text.strip().lower())
+    if not match:
+        raise ValueError(f"input_size {text!r} is not a size: use 640 or WIDTHxHEIGHT (640x384)")
+    width = int(match.group(1))
+    height = int(match.group(2) or width)
+    if not (32 <= width <= 8192 and 32 <= height <= 8192):
+        raise ValueError(f"input_size {text!r}: each side must be within 32..8192 pixels")
+    return width, height
 
 
 def check_model_file(path: str) -> None:
@@ -81,6 +105,13 @@ def load_pipeline(params: dict, log):
     settings = DetectionSettings(score_threshold=params["score_threshold"],
                                  nms_iou_threshold=params["nms_iou_threshold"],
                                  max_detections=params["max_detections"])
+    settings.agnostic_nms = params["agnostic_nms"]
+    adapter_kwargs = {}
+    if params["input_size"] is not None:
+        adapter_kwargs["input_size"] = params["input_size"]
+    if params["labels"]:
+        from trt_infer_ros.models.labels import load_labels
+        adapter_kwargs["class_names"] = load_labels(params["labels"])
     return build_best_pipeline(params["model_path"], model_type=params["model_type"],
                                backend=params["backend"], settings=settings,
-                               device=params["device"] or None, log=log)
+                               device=params["device"] or None, log=log, **adapter_kwargs)

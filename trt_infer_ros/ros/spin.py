@@ -1,6 +1,7 @@
 """The main() every long-running node shares: --help, start, spin, and a quiet, clean stop."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Callable, Optional, Sequence
@@ -20,6 +21,14 @@ def wants_help(argv: Sequence[str]) -> bool:
     return any(a in ("-h", "--help") for a in user_args)
 
 
+def print_help(text: str) -> None:
+    """Print `text`; a reader that stops early (`--help | head`) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # quiet exit flush
+
+
 def run_node(make_node: Callable[[], Node], name: str, args: Optional[Sequence[str]] = None,
              help_text: str = "") -> int:
     """Spin the node `make_node()` builds until Ctrl-C, SIGTERM or shutdown, then exit 0.
@@ -30,7 +39,7 @@ def run_node(make_node: Callable[[], Node], name: str, args: Optional[Sequence[s
     """
     argv = list(sys.argv if args is None else args)
     if help_text and wants_help(argv[1:]):
-        print(help_text)
+        print_help(help_text)
         return 0
     # While the node starts (model loading, warm-up) a signal raises StopRequested right where
     # the start-up is, so nothing half-built keeps logging to a shut-down context. Once it is
