@@ -31,3 +31,61 @@ def save_graph(path, nodes, inputs, outputs, initializers=(), opset=13) -> str:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return str(path)
+
+
+def save_export(path, outputs: dict, input_shape=(1, 3, 64, 64), metadata=None,
+                declared=None, input_name="images", extra_nodes=(), extra_inputs=(),
+                extra_inits=None, opset=17) -> str:
+    """A model with an exporter's I/O contract: constant outputs (the image input feeds them,
+    scaled by 0, so the graph depends on it), `declared` output shapes (dims may be names, as
+    in dynamic exports), and `metadata` written to metadata_props as exporters write it.
+
+    `extra_nodes`/`extra_inputs`/`extra_inits` add graph pieces; an output named in `outputs`
+    with value None is produced by those nodes instead of a constant.
+    """
+    nodes = [helper.make_node("ReduceMax", [input_name], ["imax"], keepdims=0),
+             helper.make_node("Mul", ["imax", "zero"], ["izero"])]
+    inits = {"zero": np.zeros((), np.float32)}
+    inits.update(extra_inits or {})
+    out_infos = []
+    for i, (name, value) in enumerate(outputs.items()):
+        if value is None:
+            out_infos.append((name, list((declared or {})[name][0]), (declared or {})[name][1]))
+            continue
+        value = np.asarray(value)
+        inits[f"c{i}"] = value
+        if np.issubdtype(value.dtype, np.floating):
+            nodes.append(helper.make_node("Cast", ["izero"], [f"z{i}"], to=_ELEM[value.dtype]))
+            nodes.append(helper.make_node("Add", [f"c{i}", f"z{i}"], [name]))
+        else:
+            nodes.append(helper.make_node("Identity", [f"c{i}"], [name]))
+        shape = (declared or {}).get(name, list(value.shape))
+        out_infos.append((name, list(shape), value.dtype))
+    nodes.extend(extra_nodes)
+
+    def info(name, shape, dtype):
+        return helper.make_tensor_value_info(name, _ELEM[np.dtype(dtype)], list(shape))
+    graph = helper.make_graph(
+        nodes, "export", [info(input_name, input_shape, np.float32)] +
+        [info(*i) for i in extra_inputs], [info(*o) for o in out_infos],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, str(value)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def ultralytics_metadata(task="detect", names=("person", "bicycle", "car"), imgsz=(64, 64),
+                         end2end=False, **more) -> dict:
+    """metadata_props as Ultralytics' exporter writes them (values are str() of Python objects)."""
+    meta = {"description": "Ultralytics YOLO11n model", "author": "Ultralytics",
+            "version": "8.4.190", "license": "AGPL-3.0 License", "stride": 32, "task": task,
+            "batch": 1, "imgsz": list(imgsz), "names": dict(enumerate(names)),
+            "args": {"batch": 1, "half": False, "dynamic": False, "nms": False},
+            "end2end": end2end, "channels": 3}
+    meta.update(more)
+    return meta

@@ -189,7 +189,9 @@ def identify(info: GraphInfo) -> Identification:
         return Identification("centernet", reason="[1, N, 6] from an NHWC input")
     if "yolo_end2end" in found and found["yolo_end2end"] == "detect":
         return Identification("yolo_end2end", reason="[1, N, 6] from an NCHW float input")
-    if "rtdetr" in found and "yolo_end2end" not in found:
+    if "rtdetr" in found and found.get("yolo_end2end") in (None, "obb", "pose"):
+        # Ultralytics' end-to-end pose/OBB exports always carry metadata; without it a
+        # [1, queries, 4+nc] output is an RT-DETR.
         return _with_layout(info, Identification("rtdetr", reason="[1, queries, 4+nc]"))
     if "yolov8" in found and out is not None and out[1] is not None and \
             (out[2] is None or out[1] < out[2]):
