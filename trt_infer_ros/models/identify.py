@@ -141,7 +141,8 @@ def possible_types(info: GraphInfo) -> dict[str, str]:
         if a is None or (a in grids if grids else a > MAX_TOPK_ROWS):
             found["yolox"] = "detect"
     # [1, K, C]: a fixed number of final detections.
-    topk_rows = a is not None and a <= MAX_TOPK_ROWS and not anchors(a) or (
+    yolov5_rows = {3 * g for g in grids}
+    topk_rows = a is not None and a <= MAX_TOPK_ROWS and not anchors(a) and a not in yolov5_rows or (
         a is None and protos is None and any("detection" in n.lower() for n in info.output_names))
     if topk_rows and c is not None and not (c in grids or c > MAX_TOPK_ROWS):
         nchw = info.layout == "NCHW"
