@@ -169,5 +169,6 @@ class YoloXAdapter(BaseAdapter):
         grid, stride = self._grid_and_strides()
         boxes = np.empty((rows.size, 4), np.float32)
         boxes[:, :2] = (p[rows, :2] + grid[rows]) * stride[rows]
-        boxes[:, 2:] = np.exp(p[rows, 2:4]) * stride[rows]
+        with np.errstate(over="ignore"):          # an overflow becomes inf: dropped and counted
+            boxes[:, 2:] = np.exp(p[rows, 2:4]) * stride[rows]
         return best_class(p[rows, 5:], obj[rows], score_threshold, boxes)
