@@ -1,15 +1,19 @@
 """image_source_node: replays a directory of images or a video file as a camera topic.
 
-Topic: image (pub, sensor_msgs/Image); remap it to the camera topic you want to imitate.
+Topics: image (pub, sensor_msgs/Image; remap it to the camera topic you want to imitate),
+/diagnostics (pub, diagnostic_msgs/DiagnosticArray, about 1 Hz: frames read and published,
+rates against `rate`, read/publish latency).
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from trt_infer_ros.resources import sample_images_dir
+from trt_infer_ros.ros.diagnostics import NodeDiagnostics
 from trt_infer_ros.ros.frame_reader import check_source, convert_bgr, iterate_frames
 from trt_infer_ros.ros.image_conversion import array_to_image
 from trt_infer_ros.ros.parameters import ParamSpec, declare_all, help_text
@@ -43,6 +47,8 @@ class ImageSourceNode(Node):
         self._frames = iterate_frames(self._source)
         self.published = 0
         self.finished = False
+        self._diagnostics = NodeDiagnostics(self, f"image source {self._source}",
+                                            ("read", "publish"), expected_rate=lambda: 0.0 if self.finished else rate)
         self._timer = self.create_timer(1.0 / rate, self._publish_next)
         self.get_logger().info(
             f"publishing {self._source} on {self._publisher.topic_name} at {rate:g} Hz "
@@ -50,6 +56,14 @@ class ImageSourceNode(Node):
             f"{'looping' if self._loop else 'once'})")
 
     def _publish_next(self) -> None:
+        try:
+            self._publish_one()
+        except Exception as err:            # a timer callback must never end the node
+            self._diagnostics.count("rejected")
+            self.get_logger().error(f"frame not published: {err!r}", throttle_duration_sec=5.0)
+
+    def _publish_one(self) -> None:
+        start = time.perf_counter()
         frame = next(self._frames, None)
         if frame is None and self._loop and self.published > 0:
             self._frames = iterate_frames(self._source)
@@ -59,11 +73,15 @@ class ImageSourceNode(Node):
             self.finished = True
             self.get_logger().info(f"source exhausted after {self.published} frames")
             return
+        self._diagnostics.count("in")
         msg = array_to_image(convert_bgr(frame, self._encoding), self._encoding)
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self._frame_id
+        read = time.perf_counter()
         self._publisher.publish(msg)
         self.published += 1
+        self._diagnostics.frame_done({"read": (read - start) * 1e3,
+                                      "publish": (time.perf_counter() - read) * 1e3})
 
 
 HELP = help_text("image_source_node", __doc__.strip(), IMAGE_SOURCE_PARAMETERS)
