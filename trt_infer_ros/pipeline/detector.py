@@ -13,7 +13,7 @@ from trt_infer_ros.models.adapter import ModelAdapter
 from trt_infer_ros.models.model_file import check_model_file
 from trt_infer_ros.models.nms import nms, rotated_nms
 from trt_infer_ros.models.registry import MODEL_TYPES, create_adapter
-from trt_infer_ros.models.spec import Detections
+from trt_infer_ros.models.spec import Detections, ImageTransform
 from trt_infer_ros.pipeline.preprocess import preprocess
 from trt_infer_ros.pipeline.settings import DetectionSettings
 from trt_infer_ros.pipeline.timing import FrameTimings, StageClock
@@ -43,30 +43,46 @@ class DetectionPipeline:
                              f"preprocessing produces {list(spec.shape)}")
 
     def __call__(self, image: np.ndarray, encoding: str) -> Detections:
-        s = self.settings
         clock = StageClock()
-        tensor, transform = preprocess(image, encoding, self.adapter.input_spec)
-        if tensor.dtype != self.runner.input_dtype:
-            # e.g. an engine built with fp16 I/O from an fp32 ONNX graph
-            tensor = tensor.astype(self.runner.input_dtype)
+        tensor, transform = prepare_input(self.adapter, self.runner, image, encoding)
         clock.lap("preprocess")
         if self._extra_inputs:
             outputs = self.runner.run(tensor, self._extra_inputs)
         else:
             outputs = self.runner.run(tensor)
         clock.lap("inference")
-        dets, dropped = decode_candidates(self.adapter, outputs, s)
+        result, dropped = finish_detections(self.adapter, outputs, transform, self.settings, clock)
         self.nonfinite_dropped += dropped
-        clock.lap("decode")
-        dets = select_final(self.adapter, dets, s)
-        clock.lap("nms")
-        result = dets.to_source(transform)
-        clock.lap("postprocess")
         self.timings = clock.finish()
         return result
 
     def close(self) -> None:
         self.runner.close()
+
+
+def prepare_input(adapter: ModelAdapter, runner: Runner, image: np.ndarray,
+                  encoding: str) -> tuple[np.ndarray, ImageTransform]:
+    """The runner's input tensor for one image, and the source -> input transform."""
+    tensor, transform = preprocess(image, encoding, adapter.input_spec)
+    if tensor.dtype != runner.input_dtype:
+        # e.g. an engine built with fp16 I/O from an fp32 ONNX graph
+        tensor = tensor.astype(runner.input_dtype)
+    return tensor, transform
+
+
+def finish_detections(adapter: ModelAdapter, outputs, transform: ImageTransform,
+                      settings: DetectionSettings,
+                      clock: Optional[StageClock] = None) -> tuple[Detections, int]:
+    """Model outputs -> final detections in source pixels (decode, filter, NMS, letterbox
+    undone), and how many were dropped for a non-finite number."""
+    clock = clock or StageClock()
+    dets, dropped = decode_candidates(adapter, outputs, settings)
+    clock.lap("decode")
+    dets = select_final(adapter, dets, settings)
+    clock.lap("nms")
+    result = dets.to_source(transform)
+    clock.lap("postprocess")
+    return result, dropped
 
 
 def decode_candidates(adapter: ModelAdapter, outputs,
