@@ -39,6 +39,9 @@ EXPORTS = [
     ("yolo26n-seg", "yolo26n-seg.yaml", {}),
     ("yolo26n-pose", "yolo26n-pose.yaml", {}),
     ("yolo26n-obb", "yolo26n-obb.yaml", {}),
+    ("yolo11n-seg-nms", "yolo11n-seg.yaml", {"nms": True}),
+    ("yolo11n-pose-nms", "yolo11n-pose.yaml", {"nms": True}),
+    ("yolo11n-obb-nms", "yolo11n-obb.yaml", {"nms": True}),
     ("rtdetr-l", "rtdetr-l.yaml", {}),
     ("yolo11n-cls", "yolo11n-cls.yaml", {}),          # must be refused as a classifier
 ]

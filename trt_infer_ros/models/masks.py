@@ -24,7 +24,7 @@ class InstanceMasks:
 
     def __init__(self, coefficients: np.ndarray, prototypes: np.ndarray, boxes: np.ndarray,
                  input_size: tuple[int, int], transform: Optional[ImageTransform] = None):
-        self.coefficients = np.asarray(coefficients, np.float32).reshape(len(boxes), -1)
+        self.coefficients = np.asarray(coefficients, np.float32)             # [N, C]
         self.prototypes = np.asarray(prototypes, np.float32)
         self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         self.input_size = input_size

@@ -131,7 +131,7 @@ def _concrete(path: Optional[str], info: Optional[GraphInfo], width: int, height
     if info is None or path is None:
         return info
     main = next((s for s in info.output_shapes if len(s) == 3), None)
-    if main is not None and (main[1] is not None or main[2] is not None):
+    if main is not None and main[1] is not None and main[2] is not None:
         return info
     if any(len(s) == 2 for s in info.output_shapes) and len(info.output_shapes) == 1:
         return info                          # a classifier: refused by name, no need to run it

@@ -131,7 +131,7 @@ class Detections:
         if self.angles is not None:
             ok &= np.isfinite(self.angles)
         if self.keypoints is not None:
-            ok &= np.isfinite(self.keypoints.reshape(len(self), -1)).all(axis=1)
+            ok &= np.isfinite(self.keypoints).all(axis=(1, 2))
         return ok
 
     def to_source(self, transform: ImageTransform) -> "Detections":
