@@ -199,7 +199,7 @@ def test_overlay_is_published_while_someone_subscribes(ros):
     wait_for_subscribers(executor, publisher)
     overlays = []
     helper.create_subscription(Image, "/detector_node/image", overlays.append, 10)
-    assert spin_until(executor, lambda: node._overlay_pub.get_subscription_count() > 0, 10.0)
+    assert spin_until(executor, lambda: node._output.wants_overlay, 10.0)
 
     msg = astronaut_message()
     publish_and_wait(executor, publisher, results, msg)

@@ -12,49 +12,38 @@ import threading
 import time
 
 import numpy as np
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from trt_infer_ros.pipeline.annotate import draw_detections, to_bgr
-from trt_infer_ros.ros.class_filter import ClassFilterError, parse_class_filter
-from trt_infer_ros.ros.detection_messages import to_detection_array, to_label_info
-from trt_infer_ros.ros.detector_parameters import (DETECTOR_PARAMETERS, LIVE,
+from trt_infer_ros.ros.class_filter import parse_class_filter
+from trt_infer_ros.ros.detection_output import DetectionOutput
+from trt_infer_ros.ros.detector_parameters import (DETECTOR_PARAMETERS,
                                                    declare_detector_parameters, load_pipeline)
-from trt_infer_ros.ros.image_conversion import ImageConversionError, array_to_image, image_to_array
+from trt_infer_ros.ros.image_conversion import ImageConversionError, image_to_array
 from trt_infer_ros.ros.latest_frame import LatestFrame
+from trt_infer_ros.ros.live_tuning import LiveTuning
 from trt_infer_ros.ros.lost_messages import LostMessageCounter
-from trt_infer_ros.ros.parameters import check_updates, help_text
+from trt_infer_ros.ros.parameters import help_text
 from trt_infer_ros.ros.qos import image_qos
 from trt_infer_ros.ros.spin import run_node
 
 STATS_PERIOD_S = 10.0
 WARMUP_FRAMES = 3      # TinyJit compiles on the 1st call and captures on the 2nd
-WORKER_STOP_S = 10.0
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)   # the frame in flight finishes before the publishers go
+WORKER_STOP_S = 10.0   # the frame in flight finishes before the publishers go
 
 
 class DetectorNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("detector_node", **node_kwargs)
         params = declare_detector_parameters(self)
-        self._enabled = params["enable"]
         self._pipeline = load_pipeline(params, self.get_logger().info)
-        self._class_names = list(self._pipeline.adapter.class_names)
-        self._pipeline.settings.class_filter = parse_class_filter(
-            params["class_filter"], self._class_names)
+        class_names = list(self._pipeline.adapter.class_names)
+        self._pipeline.settings.class_filter = parse_class_filter(params["class_filter"],
+                                                                  class_names)
         self._warm_up()
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-
-        self._detections_pub = self.create_publisher(Detection2DArray, "~/detections", 10)
-        # Transient local: a subscriber that joins late still gets the class map, sent once.
-        self._label_info_pub = self.create_publisher(LabelInfo, "~/label_info", LATCHED)
-        self._label_info_pub.publish(to_label_info(self._class_names, params["score_threshold"],
-                                                   self.get_clock().now().to_msg()))
-        self._overlay_pub = self.create_publisher(Image, "~/image", image_qos("reliable", 1))
+        self._tuning = LiveTuning(self, self._pipeline.settings, class_names, params["enable"])
+        self._tuning.attach()
+        self._output = DetectionOutput(self, class_names, params["score_threshold"])
         qos = image_qos(params["qos_reliability"], params["qos_depth"])
         self._frames = LatestFrame()
         self._lost = LostMessageCounter()
@@ -84,46 +73,13 @@ class DetectorNode(Node):
             self._pipeline(blank, "bgr8")
         self.get_logger().info(f"warm-up done in {time.perf_counter() - start:.1f} s")
 
-    # -- parameters ---------------------------------------------------------------------------
-    def _on_set_parameters(self, parameters) -> SetParametersResult:
-        """Validate the whole batch first, then apply it: a rejected batch changes nothing.
-
-        No exception may leave this callback: rclpy would take the node down with it.
-        """
-        try:
-            return self._apply_parameters(parameters)
-        except Exception as err:
-            return SetParametersResult(successful=False, reason=f"rejected: {err!r}"[:500])
-
-    def _apply_parameters(self, parameters) -> SetParametersResult:
-        values, problem = check_updates(DETECTOR_PARAMETERS, parameters)
-        if problem:
-            return SetParametersResult(successful=False, reason=problem)
-        updates = {name: value for name, value in values.items() if name in LIVE}
-        if "class_filter" in updates:
-            try:
-                updates["class_filter"] = parse_class_filter(updates["class_filter"],
-                                                             self._class_names)
-            except ClassFilterError as err:
-                return SetParametersResult(successful=False, reason=str(err))
-        settings = self._pipeline.settings
-        for name, value in updates.items():
-            if name == "enable":
-                self._enabled = bool(value)
-            else:
-                setattr(settings, name, value)
-        if updates:
-            self.get_logger().info("updated " + ", ".join(
-                f"{k}={parameters_value(v)}" for k, v in updates.items()))
-        return SetParametersResult(successful=True)
-
     # -- per frame ----------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
             msg = self._frames.take()
             if msg is None:
                 return
-            if not self._enabled:
+            if not self._tuning.enabled:
                 continue
             try:
                 self._process(msg)
@@ -147,12 +103,9 @@ class DetectorNode(Node):
             self.get_logger().error(f"inference failed on a frame: {err!r}",
                                     throttle_duration_sec=5.0)
             return
-        self._detections_pub.publish(to_detection_array(detections, msg.header, self._class_names))
+        self._output.publish(detections, msg.header, image, encoding)
         self._stats["frames"] += 1
         self._stats["latency_s"] += time.perf_counter() - start
-        if self._overlay_pub.get_subscription_count() > 0:
-            overlay = draw_detections(to_bgr(image, encoding), detections, self._class_names)
-            self._overlay_pub.publish(array_to_image(overlay, "bgr8", msg.header))
 
     def _log_stats(self) -> None:
         frames = self._stats["frames"]
@@ -178,10 +131,6 @@ class DetectorNode(Node):
             self._frames.close()
             self._worker.join(timeout=WORKER_STOP_S)
         super().destroy_node()
-
-
-def parameters_value(value):
-    return sorted(value) if isinstance(value, frozenset) else value
 
 
 HELP = help_text("detector_node", __doc__.strip(), DETECTOR_PARAMETERS)

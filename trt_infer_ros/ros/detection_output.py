@@ -1,0 +1,52 @@
+"""What every detecting node publishes, in one place: detector_node and head_node share it.
+
+Topics (relative to the node):
+  ~/detections   vision_msgs/Detection2DArray  reliable, depth 10: every result counts
+  ~/label_info   vision_msgs/LabelInfo         class map, once, reliable + transient local so a
+                                               subscriber that joins late still gets it
+  ~/image        sensor_msgs/Image             overlay, reliable depth 1, drawn only while
+                                               someone subscribes
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+from trt_infer_ros.models.spec import Detections
+from trt_infer_ros.pipeline.annotate import draw_detections, to_bgr
+from trt_infer_ros.ros.detection_messages import to_detection_array, to_label_info
+from trt_infer_ros.ros.image_conversion import array_to_image
+from trt_infer_ros.ros.qos import image_qos
+
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class DetectionOutput:
+    """The publishers of one detecting node and how one frame's result goes out."""
+
+    def __init__(self, node, class_names: Sequence[str], score_threshold: float) -> None:
+        self.class_names = list(class_names)
+        self._detections_pub = node.create_publisher(Detection2DArray, "~/detections", 10)
+        self._label_info_pub = node.create_publisher(LabelInfo, "~/label_info", LATCHED)
+        self._label_info_pub.publish(to_label_info(self.class_names, score_threshold,
+                                                   node.get_clock().now().to_msg()))
+        self._overlay_pub = node.create_publisher(Image, "~/image", image_qos("reliable", 1))
+
+    @property
+    def wants_overlay(self) -> bool:
+        """Whether anyone subscribes to the overlay (drawing it costs milliseconds)."""
+        return self._overlay_pub.get_subscription_count() > 0
+
+    def publish(self, detections: Detections, header, image: Optional[np.ndarray] = None,
+                encoding: str = "bgr8") -> None:
+        """One frame's detections (source-image pixels) with the image's header; the overlay
+        too when someone subscribes and the image is given."""
+        self._detections_pub.publish(to_detection_array(detections, header, self.class_names))
+        if image is not None and self.wants_overlay:
+            overlay = draw_detections(to_bgr(image, encoding), detections, self.class_names)
+            self._overlay_pub.publish(array_to_image(overlay, "bgr8", header))
