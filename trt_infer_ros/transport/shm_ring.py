@@ -1,0 +1,252 @@
+"""A ring of shared-memory slots between one producer and any number of readers on one host.
+
+The ring is one file in /dev/shm. Each frame's tensors go into a free slot; the message carries
+only a handle (file, ring id, slot, slot sequence). Safety:
+- leases (transport/leases.py): a reader holds a shared lease on the slot while it reads; the
+  writer takes the slot only with an exclusive lease it gets without waiting. A slot being read
+  is skipped; when every slot is being read the frame is skipped (`RingFull`), never written
+  over a reader;
+- sequence check: each slot records the sequence of the frame it holds (0 while written). A
+  reader whose handle names an older frame than the slot holds gets `StaleHandle`;
+- a ring id (random per ring) and the host id tell a restarted producer's or another host's
+  handle from a current one (`StaleHandle` / `ForeignHandle`).
+
+File layout (little-endian): a 4096-byte header, then `slot_count` slots of `slot_size` bytes.
+  0   magic b"TIRR", u32 version (1), u64 ring id, u32 slot count, u32 reserved,
+      u64 slot size, u64 data offset
+  64 + 64*i   slot i: u64 sequence (0 = empty or being written), u64 bytes used
+Leases lock the 64-byte slot record, not the data.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import secrets
+import struct
+import time
+from typing import Optional
+
+from trt_infer_ros.transport import leases
+from trt_infer_ros.transport.bundle import ALIGN, BundleError, tensor_views, write_tensors
+from trt_infer_ros.transport.host import host_id
+
+SHM_DIR = "/dev/shm"
+NAME = re.compile(r"trt_infer_ros-ring-[0-9a-f]{16}")
+HEADER = struct.Struct("<4sIQIIQQ")
+MAGIC = b"TIRR"
+VERSION = 1
+HEADER_SIZE = 4096
+SLOT = struct.Struct("<QQ")
+SLOT_RECORD = 64
+MAX_SLOTS = (HEADER_SIZE - 64) // SLOT_RECORD
+READ_WAIT_S = 0.05           # a writer holds a slot only while it copies one frame
+
+
+class RingError(RuntimeError):
+    pass
+
+
+class RingFull(RingError):
+    """Every slot is being read: the producer skips this frame."""
+
+
+class StaleHandle(BundleError):
+    """The handle names a ring or a frame that is gone (producer restarted, slot reused)."""
+
+
+class ForeignHandle(BundleError):
+    """The handle names another host's (or an unreadable) ring: inline bytes are needed."""
+
+
+def _record(slot: int) -> int:
+    return 64 + slot * SLOT_RECORD
+
+
+class ShmRingWriter:
+    """The producer's side: `write(arrays, infos)` -> the handle's location dict."""
+
+    def __init__(self, slot_count: int, slot_size: int) -> None:
+        if not 1 <= slot_count <= MAX_SLOTS:
+            raise ValueError(f"slot_count must be within 1..{MAX_SLOTS}")
+        self.slot_count = slot_count
+        self.slot_size = (slot_size + ALIGN - 1) // ALIGN * ALIGN
+        self.ring_id = secrets.randbits(63) | 1
+        self.path = os.path.join(SHM_DIR, f"trt_infer_ros-ring-{secrets.token_hex(8)}")
+        total = HEADER_SIZE + slot_count * self.slot_size
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(self._fd, total)
+            self._map = mmap.mmap(self._fd, total)
+        except Exception:
+            os.close(self._fd)
+            os.unlink(self.path)
+            raise
+        HEADER.pack_into(self._map, 0, MAGIC, VERSION, self.ring_id, slot_count, 0,
+                         self.slot_size, HEADER_SIZE)
+        self._next = 0
+        self._seq = 0
+        self.skipped_busy = 0          # slots passed over because a reader held them
+
+    def write(self, arrays, infos) -> dict:
+        """Copy one frame into a free slot; the location a handle bundle carries.
+
+        Raises RingFull when every slot is being read.
+        """
+        size = max((i.offset + i.nbytes for i in infos), default=0)
+        if size > self.slot_size:
+            raise ValueError(f"frame of {size} bytes exceeds the slot size {self.slot_size}")
+        slot = self._acquire()
+        record = _record(slot)
+        try:
+            SLOT.pack_into(self._map, record, 0, 0)        # readers now see "being written"
+            start = HEADER_SIZE + slot * self.slot_size
+            dest = memoryview(self._map)[start:start + size]
+            try:
+                write_tensors(arrays, infos, dest)
+            finally:
+                dest.release()
+            self._seq += 1
+            SLOT.pack_into(self._map, record, self._seq, size)
+        finally:
+            leases.release(self._fd, record, SLOT_RECORD)
+        return {"kind": "shm", "path": self.path, "ring_id": self.ring_id, "slot": slot,
+                "slot_seq": self._seq, "host": host_id()}
+
+    def _acquire(self) -> int:
+        for i in range(self.slot_count):
+            slot = (self._next + i) % self.slot_count
+            if leases.try_write_lease(self._fd, _record(slot), SLOT_RECORD):
+                self._next = (slot + 1) % self.slot_count
+                return slot
+            self.skipped_busy += 1
+        raise RingFull(f"all {self.slot_count} slots are being read")
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        self._map.close()
+        os.close(self._fd)
+        self._fd = -1
+
+
+class _OpenRing:
+    def __init__(self, path: str, ring_id: int) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(self.fd).st_size
+            if size < HEADER_SIZE:
+                raise StaleHandle(f"ring {path} is not a ring (size {size})")
+            self.map = mmap.mmap(self.fd, size, prot=mmap.PROT_READ)
+        except Exception:
+            os.close(self.fd)
+            raise
+        magic, version, rid, count, _, slot_size, data = HEADER.unpack_from(self.map, 0)
+        if magic != MAGIC or version != VERSION:
+            self.close()
+            raise StaleHandle(f"{path} is not a version-{VERSION} ring")
+        if rid != ring_id:
+            self.close()
+            raise StaleHandle(f"ring {path} was replaced (ring id {rid}, handle says {ring_id})")
+        if count > MAX_SLOTS or data + count * slot_size > size:
+            self.close()
+            raise StaleHandle(f"ring {path} has an inconsistent header")
+        self.path, self.ring_id, self.count, self.slot_size, self.data = \
+            path, rid, count, slot_size, data
+
+    def close(self) -> None:
+        try:
+            self.map.close()
+        except (BufferError, AttributeError):
+            pass                 # a view is still alive; the kernel frees the map with us
+        os.close(self.fd)
+
+
+class SlotLease:
+    """A reader's hold on one slot; `arrays` are views into the ring, valid until release()."""
+
+    def __init__(self, ring: _OpenRing, slot: int, arrays: dict, view: memoryview) -> None:
+        self._ring, self._slot, self.arrays, self._view = ring, slot, arrays, view
+
+    def release(self) -> None:
+        if self._ring is None:
+            return
+        self.arrays = {}
+        self._view.release()
+        leases.release(self._ring.fd, _record(self._slot), SLOT_RECORD)
+        self._ring = None
+
+    def __enter__(self) -> "SlotLease":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class ShmRingReader:
+    """The consumer's side: `lease(location, infos)` -> SlotLease, or StaleHandle/ForeignHandle."""
+
+    def __init__(self, keep_rings: int = 4) -> None:
+        self._rings: dict[str, _OpenRing] = {}
+        self._keep = keep_rings
+
+    def lease(self, location: dict, infos) -> SlotLease:
+        if location.get("host") != host_id():
+            raise ForeignHandle(f"the ring is on host {location.get('host')!r}, not this one")
+        path = str(location.get("path", ""))
+        if os.path.dirname(path) != SHM_DIR or not NAME.fullmatch(os.path.basename(path)):
+            raise ForeignHandle(f"{path!r} is not a ring name this package makes")
+        ring = self._ring(path, int(location["ring_id"]))
+        slot, seq = int(location["slot"]), int(location["slot_seq"])
+        if not 0 <= slot < ring.count:
+            raise StaleHandle(f"slot {slot} is not in the ring ({ring.count} slots)")
+        record = _record(slot)
+        deadline = time.monotonic() + READ_WAIT_S
+        while not leases.try_read_lease(ring.fd, record, SLOT_RECORD):
+            if time.monotonic() > deadline:
+                raise StaleHandle(f"slot {slot} is being rewritten")
+            time.sleep(0.0005)
+        try:
+            held_seq, used = SLOT.unpack_from(ring.map, record)
+            if held_seq != seq:
+                raise StaleHandle(f"frame {seq} in slot {slot} was replaced by frame {held_seq}"
+                                  if held_seq else f"slot {slot} is empty")
+            start = ring.data + slot * ring.slot_size
+            view = memoryview(ring.map)[start:start + used]
+            try:
+                arrays = tensor_views(infos, view)
+            except Exception:
+                view.release()
+                raise
+            return SlotLease(ring, slot, arrays, view)
+        except BaseException:
+            leases.release(ring.fd, record, SLOT_RECORD)
+            raise
+
+    def _ring(self, path: str, ring_id: int) -> _OpenRing:
+        ring = self._rings.get(path)
+        if ring is not None and ring.ring_id == ring_id:
+            return ring
+        try:
+            fresh = _OpenRing(path, ring_id)
+        except FileNotFoundError:
+            raise StaleHandle(f"ring {path} is gone (the producer stopped or restarted), or "
+                              "this process cannot see its /dev/shm") from None
+        except PermissionError:
+            raise ForeignHandle(f"ring {path} is not readable by this user") from None
+        if ring is not None:
+            ring.close()
+        self._rings[path] = fresh
+        while len(self._rings) > self._keep:
+            oldest = next(iter(self._rings))
+            self._rings.pop(oldest).close()
+        return fresh
+
+    def close(self) -> None:
+        for ring in self._rings.values():
+            ring.close()
+        self._rings.clear()
