@@ -1,0 +1,104 @@
+"""The detection pipeline cut in two: a backbone stage and a head stage (ROS-free).
+
+BackboneStage: image -> preprocess -> backbone model -> feature tensors by name + transform.
+HeadStage: feature tensors + transform -> head model -> decode, class filter, NMS -> detections
+in source pixels. Both use DetectionPipeline's own stages (`prepare_input`,
+`finish_detections`), so the pair returns what the whole model returns through
+DetectionPipeline, up to the runtimes' own arithmetic.
+
+The model adapter (input spec, decoding, class names) always comes from the whole model's ONNX;
+the two runners run the backbone and head files (ONNX or engines) from `engine/split_cache.py`
+or the engine builder's split build.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from trt_infer_ros.backends.factory import create_runner
+from trt_infer_ros.models.registry import create_adapter
+from trt_infer_ros.models.spec import Detections, ImageTransform
+from trt_infer_ros.pipeline.detector import finish_detections, prepare_input
+from trt_infer_ros.pipeline.settings import DetectionSettings
+
+
+class BackboneStage:
+    def __init__(self, adapter, runner) -> None:
+        spec, shape = adapter.input_spec, tuple(runner.input_shape)
+        if len(shape) == 4 and all(d > 0 for d in shape) and shape != spec.shape:
+            raise ValueError(f"the backbone input is {list(shape)} but the "
+                             f"{adapter.model_type} preprocessing produces {list(spec.shape)}")
+        self.adapter, self.runner = adapter, runner
+
+    def __call__(self, image: np.ndarray, encoding: str) -> tuple[dict, ImageTransform]:
+        tensor, transform = prepare_input(self.adapter, self.runner, image, encoding)
+        outputs = self.runner.run(tensor)
+        return dict(zip(self.runner.output_names, outputs)), transform
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+class HeadStage:
+    """`settings` is read on every call (live tuning); `nonfinite_dropped` as in
+    DetectionPipeline."""
+
+    def __init__(self, adapter, runner, settings: Optional[DetectionSettings] = None,
+                 input_names: Optional[Sequence[str]] = None) -> None:
+        self.adapter, self.runner = adapter, runner
+        self.settings = settings if settings is not None else DetectionSettings()
+        self.nonfinite_dropped = 0
+        # The head's inputs are the cut tensors (split_model keeps their order).
+        self.input_names = list(input_names or getattr(runner, "input_names", None)
+                                or [runner.input_name])
+
+    def missing_inputs(self, names) -> list:
+        """Head inputs a bundle with tensors `names` lacks."""
+        return [n for n in self.input_names if n not in names]
+
+    def __call__(self, features: Mapping[str, np.ndarray],
+                 transform: ImageTransform) -> Detections:
+        missing = self.missing_inputs(features)
+        if missing:
+            raise KeyError(f"the features lack the head's inputs {missing}")
+        first = features[self.runner.input_name]
+        rest = {n: features[n] for n in self.input_names if n != self.runner.input_name}
+        outputs = self.runner.run(first, rest) if rest else self.runner.run(first)
+        result, dropped = finish_detections(self.adapter, outputs, transform, self.settings)
+        self.nonfinite_dropped += dropped
+        return result
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def _adapter(model_path: str, model_type: str, adapter_kwargs: dict):
+    return create_adapter(model_type, model_path, **adapter_kwargs)
+
+
+def build_backbone(model_path: str, backbone_path: str, model_type: str = "auto",
+                   backend: str = "auto", device: Optional[str] = None,
+                   **adapter_kwargs) -> BackboneStage:
+    """`model_path`: the whole model's ONNX (input spec); `backbone_path`: what runs."""
+    runner = create_runner(backend, backbone_path, device=device)
+    try:
+        return BackboneStage(_adapter(model_path, model_type, adapter_kwargs), runner)
+    except Exception:
+        runner.close()
+        raise
+
+
+def build_head(model_path: str, head_path: str, model_type: str = "auto",
+               backend: str = "auto", device: Optional[str] = None,
+               settings: Optional[DetectionSettings] = None,
+               input_names: Optional[Sequence[str]] = None, **adapter_kwargs) -> HeadStage:
+    runner = create_runner(backend, head_path, device=device)
+    try:
+        adapter = _adapter(model_path, model_type, adapter_kwargs)
+        if hasattr(adapter, "set_output_names"):
+            adapter.set_output_names(runner.output_names)
+        return HeadStage(adapter, runner, settings, input_names)
+    except Exception:
+        runner.close()
+        raise
