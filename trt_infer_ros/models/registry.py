@@ -168,20 +168,20 @@ def _check_explicit(kind: str, path, info: GraphInfo) -> Identification:
             ident.layout = rtdetr_layout(info)
         return ident
     try:
-        auto = f"auto-detection chooses {identify(info).model_type!r}"
+        advice = (f"auto-detection chooses {identify(info).model_type!r}: set model_type to that "
+                  f"or to auto")
     except ModelTypeError as exc:
-        auto = f"auto-detection cannot tell either ({exc})"
+        advice = f"auto-detection finds no family either ({exc})"
     raise ModelTypeError(f"{path}: model_type {kind!r} expects {EXPECTED[kind]}, but the model has "
                          f"outputs {', '.join(shape_text(s) for s in info.output_shapes)} with "
-                         f"input {shape_text(info.input_shape)}; {auto}: set model_type to that "
-                         f"or to auto")
+                         f"input {shape_text(info.input_shape)}; {advice}")
 
 
 def create_adapter(model_type: str, model_path: Optional[str] = None,
                    input_size: Union[int, str, Sequence[int], None] = None,
                    class_names: Optional[Sequence[str]] = None,
                    input_spec_overrides: Optional[dict] = None,
-                   labels: Optional[str] = None) -> ModelAdapter:
+                   labels: Optional[str] = None, check_outputs: bool = True) -> ModelAdapter:
     """Build the adapter for `model_type` ("auto" reads the family from `model_path`).
 
     With a model file the family is checked against its outputs (an explicit type that does not
@@ -191,6 +191,8 @@ def create_adapter(model_type: str, model_path: Optional[str] = None,
     `class_names` (a list) or `labels` (a labels file, see `load_labels`) override the names
     stored in the model. `input_spec_overrides` sets other InputSpec fields (e.g. color, scale).
     The adapter's `size_source` and `selection` say where the size and the family came from.
+    `check_outputs=False` skips checking an explicit model_type against the outputs, for
+    callers that only need its preprocessing (INT8 calibration of a partial graph).
     """
     kind = normalize_model_type(model_type)
     info = inspect_onnx(model_path) if model_path else None
@@ -206,8 +208,11 @@ def create_adapter(model_type: str, model_path: Optional[str] = None,
             ident = identify(info)
         except ModelTypeError as exc:
             raise ModelTypeError(_auto_failed(model_path, info, exc)) from None
-    else:
+    elif check_outputs:
         ident = _check_explicit(kind, model_path, info)
+    else:
+        ident = Identification(kind, possible_types(info).get(kind, "detect"),
+                               reason="model_type parameter (outputs not checked)")
 
     spec_args = dict(input_spec_overrides or {})
     if info is not None:
