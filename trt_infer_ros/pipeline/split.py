@@ -50,20 +50,23 @@ class HeadStage:
         self.settings = settings if settings is not None else DetectionSettings()
         self.nonfinite_dropped = 0
         # The head's inputs are the cut tensors (split_model keeps their order).
-        self.input_names = list(input_names or getattr(runner, "input_names", None)
-                                or [runner.input_name])
+        # Unknown (a head engine given without its cut): every tensor of the bundle is fed.
+        names = input_names or getattr(runner, "input_names", None)
+        self.input_names = list(names) if names else None
 
     def missing_inputs(self, names) -> list:
         """Head inputs a bundle with tensors `names` lacks."""
-        return [n for n in self.input_names if n not in names]
+        return [n for n in self.input_names or () if n not in names]
 
     def __call__(self, features: Mapping[str, np.ndarray],
                  transform: ImageTransform) -> Detections:
         missing = self.missing_inputs(features)
         if missing:
             raise KeyError(f"the features lack the head's inputs {missing}")
-        first = features[self.runner.input_name]
-        rest = {n: features[n] for n in self.input_names if n != self.runner.input_name}
+        names = self.input_names or list(features)
+        first_name = self.runner.input_name if self.runner.input_name in names else names[0]
+        first = features[first_name]
+        rest = {n: features[n] for n in names if n != first_name}
         outputs = self.runner.run(first, rest) if rest else self.runner.run(first)
         result, dropped = finish_detections(self.adapter, outputs, transform, self.settings)
         self.nonfinite_dropped += dropped

@@ -50,13 +50,14 @@ DETECTOR_PARAMETERS = (
 )
 
 
-def declare_detector_parameters(node) -> dict:
-    """Declare every parameter and return their start-up values by name (ValueError if bad)."""
-    p = declare_all(node, DETECTOR_PARAMETERS)
-    if p["device"] and not DEVICE_PATTERN.fullmatch(p["device"]):
+def declare_detector_parameters(node, specs=DETECTOR_PARAMETERS) -> dict:
+    """Declare every parameter of `specs` (default: detector_node's) and return their start-up
+    values by name (ValueError if bad)."""
+    p = declare_all(node, specs)
+    if p.get("device") and not DEVICE_PATTERN.fullmatch(p["device"]):
         raise ValueError(f"device {p['device']!r} is not a device name: use CPU, CUDA, CUDA:<n>, "
                          "DLA0 or DLA1, or leave it empty to let the backend choose")
-    p["input_size"] = parse_input_size(p["input_size"])
+    p["input_size"] = parse_input_size(p.get("input_size", ""))
     if not p["model_path"]:
         p["model_path"] = str(default_model_path())
     check_model_file(p["model_path"])
@@ -102,16 +103,28 @@ def load_pipeline(params: dict, log):
     runner starts here, else the CPU-side one; `log` is told which and why."""
     from trt_infer_ros.pipeline.gpu_pipeline import build_best_pipeline
 
+    return build_best_pipeline(params["model_path"], model_type=params["model_type"],
+                               backend=params["backend"], settings=settings_from(params),
+                               device=params["device"] or None, log=log,
+                               **adapter_kwargs_from(params))
+
+
+def settings_from(params: dict) -> DetectionSettings:
+    """The per-frame settings the start-up parameters ask for (class_filter comes later: it
+    needs the class names)."""
     settings = DetectionSettings(score_threshold=params["score_threshold"],
                                  nms_iou_threshold=params["nms_iou_threshold"],
                                  max_detections=params["max_detections"])
     settings.agnostic_nms = params["agnostic_nms"]
-    adapter_kwargs = {}
-    if params["input_size"] is not None:
-        adapter_kwargs["input_size"] = params["input_size"]
-    if params["labels"]:
+    return settings
+
+
+def adapter_kwargs_from(params: dict) -> dict:
+    """What the model adapter takes from the parameters: input size and class names."""
+    kwargs = {}
+    if params.get("input_size") is not None:
+        kwargs["input_size"] = params["input_size"]
+    if params.get("labels"):
         from trt_infer_ros.models.labels import load_labels
-        adapter_kwargs["class_names"] = load_labels(params["labels"])
-    return build_best_pipeline(params["model_path"], model_type=params["model_type"],
-                               backend=params["backend"], settings=settings,
-                               device=params["device"] or None, log=log, **adapter_kwargs)
+        kwargs["class_names"] = load_labels(params["labels"])
+    return kwargs

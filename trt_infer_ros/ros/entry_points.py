@@ -23,3 +23,15 @@ def image_source_node() -> int:
     _exit_quietly_until_started()
     from trt_infer_ros.ros.image_source_node import main
     return main()
+
+
+def backbone_node() -> int:
+    _exit_quietly_until_started()
+    from trt_infer_ros.ros.backbone_node import main
+    return main()
+
+
+def head_node() -> int:
+    _exit_quietly_until_started()
+    from trt_infer_ros.ros.head_node import main
+    return main()
