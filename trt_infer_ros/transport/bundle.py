@@ -45,7 +45,7 @@ PREFIX = struct.Struct("<4sHHII")
 ALIGN = 64
 # Element types a bundle may carry: bool, signed/unsigned integers and floats.
 KINDS = frozenset("biuf")
-MAX_TENSORS = 64
+MAX_TENSORS = 256
 MAX_META = 1 << 20
 
 
