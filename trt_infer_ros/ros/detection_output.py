@@ -6,6 +6,10 @@ Topics (relative to the node):
                                                subscriber that joins late still gets it
   ~/image        sensor_msgs/Image             overlay, reliable depth 1, drawn only while
                                                someone subscribes
+  ~/masks        sensor_msgs/Image             segmentation models: mono16 instance ids, 0 for
+                                               background and k for the detection whose id is
+                                               "k"; source-image size, the image's header;
+                                               reliable depth 1, drawn only while subscribed
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 from trt_infer_ros.models.spec import Detections
 from trt_infer_ros.pipeline.annotate import draw_detections, to_bgr
 from trt_infer_ros.ros.detection_messages import to_detection_array, to_label_info
-from trt_infer_ros.ros.image_conversion import array_to_image
+from trt_infer_ros.ros.image_conversion import array_to_image, mono16_to_image
 from trt_infer_ros.ros.qos import image_qos
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -36,6 +40,7 @@ class DetectionOutput:
         self._label_info_pub.publish(to_label_info(self.class_names, score_threshold,
                                                    node.get_clock().now().to_msg()))
         self._overlay_pub = node.create_publisher(Image, "~/image", image_qos("reliable", 1))
+        self._masks_pub = node.create_publisher(Image, "~/masks", image_qos("reliable", 1))
 
     @property
     def wants_overlay(self) -> bool:
@@ -47,6 +52,9 @@ class DetectionOutput:
         """One frame's detections (source-image pixels) with the image's header; the overlay
         too when someone subscribes and the image is given."""
         self._detections_pub.publish(to_detection_array(detections, header, self.class_names))
+        if detections.masks is not None and self._masks_pub.get_subscription_count() > 0:
+            ids = detections.masks.id_image()            # rendered only for a subscriber
+            self._masks_pub.publish(mono16_to_image(ids, header))
         if image is not None and self.wants_overlay:
             overlay = draw_detections(to_bgr(image, encoding), detections, self.class_names)
             self._overlay_pub.publish(array_to_image(overlay, "bgr8", header))

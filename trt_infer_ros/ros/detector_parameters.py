@@ -5,13 +5,14 @@ import os
 import re
 import stat
 
+from trt_infer_ros.models.registry import MODEL_TYPE_CHOICES
 from trt_infer_ros.pipeline.settings import DetectionSettings
 from trt_infer_ros.resources import default_model_path
 from trt_infer_ros.ros.parameters import ParamSpec, declare_all
 from trt_infer_ros.ros.qos import RELIABILITY_CHOICES
 
 BACKENDS = ("auto", "onnxruntime", "tinygrad", "tensorrt")
-MODEL_TYPES = ("auto", "yolov8", "yolov5", "yolox", "centernet", "end2end")
+MODEL_TYPES = MODEL_TYPE_CHOICES       # "auto" and every family the registry knows
 # Device names the runners understand: CPU, CUDA (or CUDA:<n> for tinygrad), DLA0/DLA1 (TensorRT).
 DEVICE_PATTERN = re.compile(r"(CPU|CUDA(:[0-9]{1,2})?|GPU|DLA[0-9]?)", re.IGNORECASE)
 LIVE = ("score_threshold", "nms_iou_threshold", "agnostic_nms", "max_detections", "class_filter",
@@ -125,6 +126,5 @@ def adapter_kwargs_from(params: dict) -> dict:
     if params.get("input_size") is not None:
         kwargs["input_size"] = params["input_size"]
     if params.get("labels"):
-        from trt_infer_ros.models.labels import load_labels
-        kwargs["class_names"] = load_labels(params["labels"])
+        kwargs["labels"] = params["labels"]      # read (and checked) by the model registry
     return kwargs

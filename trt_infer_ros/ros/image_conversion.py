@@ -61,3 +61,15 @@ def array_to_image(array: np.ndarray, encoding: str, header=None):
     msg.step = msg.width * channels
     msg.data = np.ascontiguousarray(array).tobytes()
     return msg
+
+
+def mono16_to_image(array: np.ndarray, header=None):
+    """A little-endian mono16 sensor_msgs/Image of an HxW integer array (instance-id masks)."""
+    from sensor_msgs.msg import Image
+
+    msg = Image(height=int(array.shape[0]), width=int(array.shape[1]), encoding="mono16",
+                is_bigendian=0, step=int(array.shape[1]) * 2)
+    if header is not None:
+        msg.header = header
+    msg.data = np.ascontiguousarray(array, dtype="<u2").tobytes()
+    return msg
