@@ -75,6 +75,8 @@ class ShmRingWriter:
         self.path = os.path.join(SHM_DIR, f"trt_infer_ros-ring-{secrets.token_hex(8)}")
         total = HEADER_SIZE + slot_count * self.slot_size
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        # Held for the writer's life: a ring whose header lease is free has no producer left.
+        leases.try_write_lease(self._fd, 0, 64)
         try:
             os.ftruncate(self._fd, total)
             self._map = mmap.mmap(self._fd, total)
@@ -84,6 +86,7 @@ class ShmRingWriter:
             raise
         HEADER.pack_into(self._map, 0, MAGIC, VERSION, self.ring_id, slot_count, 0,
                          self.slot_size, HEADER_SIZE)
+        remove_orphan_rings()
         self._next = 0
         self._seq = 0
         self.skipped_busy = 0          # slots passed over because a reader held them
@@ -132,6 +135,29 @@ class ShmRingWriter:
         self._map.close()
         os.close(self._fd)
         self._fd = -1
+
+
+def remove_orphan_rings() -> int:
+    """Unlink rings of producers that died without cleaning up (killed, power cut); the
+    number removed. A ring whose producer lives keeps its header lease and is left alone."""
+    removed = 0
+    for name in os.listdir(SHM_DIR):
+        if not NAME.fullmatch(name):
+            continue
+        path = os.path.join(SHM_DIR, name)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            continue                     # another user's ring, or gone already
+        try:
+            if leases.try_write_lease(fd, 0, 64):
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 class _OpenRing:
