@@ -63,6 +63,13 @@ def percentile_amax(hist: np.ndarray, hist_max: float, percentile: float) -> flo
     return float(min((index + 1) * hist_max / hist.size, hist_max))
 
 
+def abs_histogram(values: np.ndarray, amax: float, bins: int = FINE_BINS) -> np.ndarray:
+    """Counts of |x| in `bins` equal bins over [0, amax] (the last bin closed, as np.histogram)."""
+    scale = bins / amax if amax > 0 else 0.0
+    index = np.minimum((np.abs(values.ravel()) * np.float32(scale)).astype(np.int64), bins - 1)
+    return np.bincount(index, minlength=bins)
+
+
 def float_tensors(model: onnx.ModelProto) -> list[str]:
     """The graph inputs and node outputs that hold float32 values."""
     try:
@@ -115,8 +122,7 @@ def collect(model: onnx.ModelProto, frames: Sequence, tensors: Optional[Sequence
         found = dict(zip(outputs, values))
         found[input_name] = frame.tensor
         for name, amax in stats.amax.items():
-            hist, _ = np.histogram(np.abs(np.asarray(found[name], np.float32)), FINE_BINS,
-                                   (0.0, amax if amax > 0 else 1.0))
+            hist = abs_histogram(np.asarray(found[name], np.float32), amax)
             stats.hist[name] = stats.hist.get(name, 0) + hist
         progress.step()
     stats.frames = len(frames)

@@ -48,7 +48,8 @@ def kl_divergences(hist: np.ndarray, levels: int = LEVELS) -> tuple[np.ndarray, 
     weight = sums.copy()
     weight[:, -1] += outliers                              # P's mass in the last level
     sum_p_log_q = np.sum(np.where(weight > 0, weight * log_q, 0.0), axis=1)
-    kl = (sum_p_log_p - sum_p_log_q) / total - np.log(total) + np.log(cum[i])
+    with np.errstate(divide="ignore"):     # no mass below i: log 0, a candidate never chosen
+        kl = (sum_p_log_p - sum_p_log_q) / total - np.log(total) + np.log(cum[i])
     impossible = np.any((weight > 0) & (sums == 0), axis=1)   # P > 0 where Q = 0
     return i, np.where(impossible, np.inf, kl)
 
