@@ -116,11 +116,20 @@ def run(options: BuildOptions, log: Callable[[str], None],
     """Build and map every outcome to an exit status with a message a new user can act on."""
     from trt_infer_ros.engine.builder import BuildError, build_engine  # noqa: PLC0415
     from trt_infer_ros.engine.engine_loader import EngineMismatchError  # noqa: PLC0415
+    from trt_infer_ros.engine.onnx_split import SplitError  # noqa: PLC0415
     from trt_infer_ros.engine.trt_compat import TensorRTUnavailable  # noqa: PLC0415
     try:
+        if options.split:
+            from trt_infer_ros.engine.split_build import build_split, summary  # noqa: PLC0415
+            for line in summary(build_split(options, trt=trt, log=log)):
+                log(line)
+            return EXIT_OK
         result = build_engine(options, trt=trt, log=log)
     except BuildConfigError as exc:
         error(str(exc))
+        return EXIT_BAD_PARAMETERS
+    except SplitError as exc:
+        error(f"engine build parameters are not usable:\n  - cut_tensors: {exc}")
         return EXIT_BAD_PARAMETERS
     except TensorRTUnavailable as exc:
         error(f"cannot build: {exc}")

@@ -95,6 +95,12 @@ PARAMETERS: tuple[ParamDef, ...] = (
              "match: rebuild it, or error.", choices=ON_MISMATCH),
     ParamDef("force", bool, False, "Rebuild even when a matching engine exists."),
     ParamDef("verbose", bool, False, "Forward TensorRT's verbose log."),
+    ParamDef("split", bool, False, "Build two engines from the ONNX for backbone_node and "
+             "head_node: the backbone (DLA core, GPU fallback, this precision) and the head "
+             "(GPU; fp16 where the backbone is int8). `engine` then names the backbone; the "
+             "head goes beside it."),
+    ParamDef("cut_tensors", list, [], "Tensors to cut at with split (empty: the suggested cut; "
+             "python -m trt_infer_ros.engine.onnx_split --suggest-only shows it)."),
 )
 
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
@@ -326,6 +332,8 @@ class BuildOptions:
     on_mismatch: str = "rebuild"
     force: bool = False
     verbose: bool = False
+    split: bool = False
+    cut_tensors: list = field(default_factory=list)
 
     @classmethod
     def from_mapping(cls, values: dict) -> "BuildOptions":
