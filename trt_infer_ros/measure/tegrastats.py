@@ -34,6 +34,9 @@ _TEMP = re.compile(r"(?<![\w%])([A-Za-z][A-Za-z0-9_]*)@(-?\d+(?:\.\d+)?)C\b")
 _RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?(?=\s|$)")
 ABSENT_ZONE_C = -256.0          # tegrastats prints -256C for a thermal zone that is powered off
 BOARD_RAILS = ("VDD_IN", "POM_5V_IN")   # whole-module input, where the module has one
+# used/total fields that look like a unit-less JetPack 4 rail when a line is cut off, and NC,
+# an unconnected channel of the power monitor
+NOT_RAILS = ("RAM", "SWAP", "IRAM", "NC")
 
 
 @dataclass
@@ -84,7 +87,7 @@ def parse_line(line: str) -> Optional[TegrastatsLine]:
     ram = _RAM.search(line)
     gr3d = _GR3D.search(line)
     rails = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in _RAIL.finditer(line)
-             if m.group(1) != "NC"}          # NC: an unconnected channel of the power monitor
+             if m.group(1) not in NOT_RAILS}
     if ram is None or (gr3d is None and not rails):
         return None
     out = TegrastatsLine(ram_used_mb=int(ram.group(1)), ram_total_mb=int(ram.group(2)),
