@@ -5,6 +5,8 @@ Topics (remap as usual):
   ~/detections       (pub, vision_msgs/Detection2DArray)   reliable, depth 10: every result counts
   ~/image            (pub, sensor_msgs/Image)              overlay, drawn only while subscribed
   ~/label_info       (pub, vision_msgs/LabelInfo)          class map, once, transient local
+  ~/masks            (pub, sensor_msgs/Image)              mono16 instance ids (segmentation)
+  /diagnostics       (pub, diagnostic_msgs/DiagnosticArray) health, about 1 Hz
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from sensor_msgs.msg import Image
 
 from trt_infer_ros.ros.class_filter import parse_class_filter
 from trt_infer_ros.ros.detection_output import DetectionOutput
+from trt_infer_ros.ros.diagnostics import DETECTOR_STAGES, NodeDiagnostics, stage_times
 from trt_infer_ros.ros.detector_parameters import (DETECTOR_PARAMETERS,
                                                    declare_detector_parameters, load_pipeline)
 from trt_infer_ros.ros.image_conversion import ImageConversionError, image_to_array
@@ -45,9 +48,16 @@ class DetectorNode(Node):
         self._tuning.attach()
         self._output = DetectionOutput(self, class_names, params["score_threshold"])
         qos = image_qos(params["qos_reliability"], params["qos_depth"])
+        runner = self._pipeline.runner
+        self._diagnostics = NodeDiagnostics(
+            self, f"{runner.name} on {runner.device}", DETECTOR_STAGES,
+            expected_rate=lambda: self.get_parameter("expected_rate").value)
+        self._diagnostics.set_value("model", params["model_path"])
+        self._diagnostics.set_value("pipeline", getattr(self._pipeline, "selection", ""))
         self._frames = LatestFrame()
-        self._lost = LostMessageCounter()
-        self._image_sub = self.create_subscription(Image, "image", self._frames.put, qos,
+        self._lost = LostMessageCounter(
+            on_lost=lambda n: self._diagnostics.count("lost", n))
+        self._image_sub = self.create_subscription(Image, "image", self._on_image, qos,
                                                    **self._lost.subscription_kwargs())
 
         self._stats = {"frames": 0, "bad": 0, "latency_s": 0.0}
@@ -74,6 +84,11 @@ class DetectorNode(Node):
         self.get_logger().info(f"warm-up done in {time.perf_counter() - start:.1f} s")
 
     # -- per frame ----------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        self._diagnostics.count("in")
+        if self._frames.put(msg):
+            self._diagnostics.count("skipped")
+
     def _work(self) -> None:
         while True:
             msg = self._frames.take()
@@ -93,19 +108,28 @@ class DetectorNode(Node):
         try:
             image = image_to_array(msg)
             encoding = msg.encoding.lower()
+            converted = time.perf_counter()
             detections = self._pipeline(image, encoding)
         except ImageConversionError as err:
-            self._stats["bad"] += 1
-            self.get_logger().warning(f"dropped a frame: {err}", throttle_duration_sec=5.0)
+            self._reject(f"dropped a frame: {err}", warning=True)
             return
         except Exception as err:  # one bad frame must never stop the node
-            self._stats["bad"] += 1
-            self.get_logger().error(f"inference failed on a frame: {err!r}",
-                                    throttle_duration_sec=5.0)
+            self._reject(f"inference failed on a frame: {err!r}", warning=False)
             return
+        inferred = time.perf_counter()
         self._output.publish(detections, msg.header, image, encoding)
+        done = time.perf_counter()
         self._stats["frames"] += 1
-        self._stats["latency_s"] += time.perf_counter() - start
+        self._stats["latency_s"] += done - start
+        self._diagnostics.frame_done(stage_times((converted - start) * 1e3,
+                                                 getattr(self._pipeline, "timings", None),
+                                                 (done - inferred) * 1e3))
+
+    def _reject(self, why: str, warning: bool) -> None:
+        self._stats["bad"] += 1
+        self._diagnostics.count("rejected")
+        log = self.get_logger().warning if warning else self.get_logger().error
+        log(why, throttle_duration_sec=5.0)
 
     def _log_stats(self) -> None:
         frames = self._stats["frames"]

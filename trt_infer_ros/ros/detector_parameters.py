@@ -44,6 +44,8 @@ DETECTOR_PARAMETERS = (
     ParamSpec("class_filter", "", "comma-separated class names or ids to keep; empty keeps all",
               max_length=4096),
     ParamSpec("enable", True, "false pauses inference (frames are ignored)"),
+    ParamSpec("expected_rate", 0.0, "frames per second the node should output; below it "
+              "/diagnostics reports WARN (0: no check)", float_range=(0.0, 1000.0)),
     ParamSpec("qos_reliability", "best_effort", "image subscription reliability (best_effort = "
               "sensor data)", read_only=True, choices=RELIABILITY_CHOICES),
     ParamSpec("qos_depth", 1, "image subscription queue depth", read_only=True,

@@ -16,12 +16,14 @@ class LatestFrame:
         self._closed = False
         self.replaced = 0   # frames overwritten before the worker took them
 
-    def put(self, item: Any) -> None:
+    def put(self, item: Any) -> bool:
+        """Leave `item` for the worker; True when it replaced one the worker never took."""
         with self._cond:
-            if self._item is not None:
-                self.replaced += 1
+            replaced = self._item is not None
+            self.replaced += replaced
             self._item = item
             self._cond.notify()
+            return replaced
 
     def take(self, timeout: Optional[float] = None) -> Any:
         """The newest item, or None when closed or after `timeout` seconds without one."""

@@ -7,6 +7,7 @@ it skipped itself for newer ones.
 from __future__ import annotations
 
 import threading
+from typing import Callable, Optional
 
 try:                                    # Iron and later
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -15,7 +16,8 @@ except ImportError:                     # Humble
 
 
 class LostMessageCounter:
-    def __init__(self) -> None:
+    def __init__(self, on_lost: Optional[Callable[[int], None]] = None) -> None:
+        self._on_lost_count = on_lost       # told each new loss as it is reported
         self._lock = threading.Lock()
         self.total = 0
         self.pending = 0                # since the last take()
@@ -28,6 +30,8 @@ class LostMessageCounter:
         with self._lock:
             self.total += info.total_count_change
             self.pending += info.total_count_change
+        if self._on_lost_count is not None:
+            self._on_lost_count(info.total_count_change)
 
     def take(self) -> int:
         """Frames lost since the last call."""
