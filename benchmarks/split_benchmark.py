@@ -1,0 +1,239 @@
+"""Split pipeline numbers: feature hand-off per frame, and pair vs whole-model throughput.
+
+  python benchmarks/split_benchmark.py handoff     # inline DDS bytes vs shared memory
+  python benchmarks/split_benchmark.py throughput  # backbone+head processes vs one pipeline
+  python benchmarks/split_benchmark.py all --json out.json
+
+handoff: for the bundled CenterNet cut (its real feature shapes) and a YOLOv8n-shaped P3/P4/P5
+cut, a producer process hands frames to a consumer process over real DDS (rclpy, reliable,
+depth 2) at 10 Hz; per frame the time from "the backbone has its outputs" to "the head holds
+numpy arrays of them" (CLOCK_MONOTONIC is shared by processes). inline = encode + DDS + decode;
+shared memory = ring write + handle over DDS + lease; "after outputs" = the same minus the copy
+into the slot (a runner writing into the slot directly).
+
+throughput: the same photos through (a) DetectionPipeline, onnxruntime with 2 threads, and (b)
+BackboneStage (1 thread) and HeadStage (1 thread) in two processes joined by the ring, at most
+`ring_slots` frames in flight; frames per second and per-frame latency (median, p90).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+YOLO_SHAPES = {"p3": (1, 64, 80, 80), "p4": (1, 128, 40, 40), "p5": (1, 256, 20, 20)}
+
+
+def centernet_shapes() -> dict:
+    from trt_infer_ros.engine.onnx_split import suggest_cut
+    from trt_infer_ros.resources import default_model_path
+    cut = suggest_cut(str(default_model_path()))
+    return {name: tuple(cut.shapes[name]) for name in cut.tensors}
+
+
+def _stats(ms: list) -> dict:
+    ms = sorted(ms)
+    return {"n": len(ms), "median_ms": round(statistics.median(ms), 3),
+            "p10_ms": round(ms[len(ms) // 10], 3), "p90_ms": round(ms[len(ms) * 9 // 10], 3)}
+
+
+# --- hand-off ---------------------------------------------------------------------------------
+
+def _consumer(domain, ready, results, frames):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import UInt8MultiArray
+    from trt_infer_ros.ros.feature_qos import FEATURES_QOS
+    from trt_infer_ros.transport.receiver import FeatureReceiver
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    node = rclpy.create_node("handoff_consumer", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    receiver, times = FeatureReceiver(), []
+
+    def on_msg(msg):
+        with receiver.open(memoryview(msg.data)) as r:
+            assert r.arrays
+            sent = r.bundle.stamp[0] * 1_000_000_000 + r.bundle.stamp[1]
+            times.append((time.monotonic_ns() - sent) / 1e6)
+
+    node.create_subscription(UInt8MultiArray, "features", on_msg, FEATURES_QOS)
+    ready.set()
+    deadline = time.monotonic() + 60
+    while len(times) < frames and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.1)
+    results.put(times)
+    receiver.close()
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+def handoff(shapes: dict, mode: str, frames: int = 40, domain: int = 77) -> dict:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import UInt8MultiArray
+    from trt_infer_ros.models.spec import ImageTransform
+    from trt_infer_ros.ros.feature_messages import to_message
+    from trt_infer_ros.ros.feature_qos import FEATURES_QOS
+    from trt_infer_ros.transport.sender import FeatureSender
+    ctx = mp.get_context("spawn")
+    ready, results = ctx.Event(), ctx.Queue()
+    consumer = ctx.Process(target=_consumer, args=(domain, ready, results, frames))
+    consumer.start()
+    ready.wait(60)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    node = rclpy.create_node("handoff_producer", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    pub = node.create_publisher(UInt8MultiArray, "features", FEATURES_QOS)
+    while pub.get_subscription_count() == 0:
+        executor.spin_once(timeout_sec=0.05)
+    time.sleep(0.5)
+    sender = FeatureSender("shared_memory" if mode == "shm" else "inline", 4, lambda _: None)
+    arrays = {k: np.random.default_rng(0).random(s, np.float32) for k, s in shapes.items()}
+    transform = ImageTransform(1.0, 1.0, 0.0, 0.0, 640, 640)
+    copy_ms = []
+    for _ in range(frames + 5):
+        t = time.monotonic_ns()
+        bundle = sender.encode((t // 1_000_000_000, t % 1_000_000_000), "", transform, arrays)
+        if mode == "shm":
+            copy_ms.append((time.monotonic_ns() - t) / 1e6)
+        pub.publish(to_message(bundle))
+        executor.spin_once(timeout_sec=0.1)
+    times = results.get(timeout=60)
+    consumer.join(10)
+    sender.close()
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+    out = {"mode": mode, "bytes": int(sum(a.nbytes for a in arrays.values())), **_stats(times)}
+    if mode == "shm":
+        # the ring write is a copy a runner writing into the slot would not make
+        out["write_ms_median"] = round(statistics.median(copy_ms), 3)
+        out["after_outputs_median_ms"] = round(statistics.median(times) -
+                                               statistics.median(copy_ms), 3)
+    return out
+
+
+# --- throughput -------------------------------------------------------------------------------
+
+def _photos():
+    import cv2
+    from trt_infer_ros.resources import sample_images_dir
+    return [cv2.imread(str(p)) for p in sorted(sample_images_dir().glob("*.jpg"))]
+
+
+def _runner(path, threads):
+    from trt_infer_ros.backends.onnxruntime_runner import OnnxRuntimeRunner
+    return OnnxRuntimeRunner(path, "CPU", intra_op_threads=threads)
+
+
+def _head_process(model, head_path, cut, conn, slots):
+    from trt_infer_ros.models.registry import create_adapter
+    from trt_infer_ros.pipeline.split import HeadStage
+    from trt_infer_ros.transport.receiver import FeatureReceiver
+    head = HeadStage(create_adapter("auto", model), _runner(head_path, 1), input_names=cut)
+    receiver = FeatureReceiver()
+    conn.send("ready")
+    while True:
+        item = conn.recv()
+        if item is None:
+            break
+        with receiver.open(item) as r:
+            head(r.arrays, r.bundle.transform)
+        conn.send(time.monotonic_ns())
+    receiver.close()
+
+
+def throughput(seconds: float = 15.0, slots: int = 3) -> dict:
+    from trt_infer_ros.engine.split_cache import split_files
+    from trt_infer_ros.models.registry import create_adapter
+    from trt_infer_ros.pipeline.detector import DetectionPipeline
+    from trt_infer_ros.pipeline.split import BackboneStage
+    from trt_infer_ros.resources import default_model_path
+    from trt_infer_ros.transport.sender import FeatureSender
+    model = str(default_model_path())
+    photos = _photos()
+    files = split_files(model)
+
+    whole = DetectionPipeline(create_adapter("auto", model), _runner(model, 2))
+    for img in photos:
+        whole(img, "bgr8")
+    lat, start, n = [], time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        whole(photos[n % len(photos)], "bgr8")
+        lat.append((time.perf_counter() - t) * 1e3)
+        n += 1
+    whole_fps = n / (time.perf_counter() - start)
+
+    ctx = mp.get_context("spawn")
+    mine, theirs = ctx.Pipe()
+    head = ctx.Process(target=_head_process, args=(model, files.head, list(files.cut_tensors),
+                                                   theirs, slots))
+    head.start()
+    backbone = BackboneStage(create_adapter("auto", model), _runner(files.backbone, 1))
+    for img in photos:
+        backbone(img, "bgr8")
+    sender = FeatureSender("shared_memory", slots + 1, lambda _: None)
+    assert mine.recv() == "ready"
+    started, pair_lat, done, skipped = {}, [], 0, 0
+    in_flight = []
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        # bounded: at most `slots` frames handed over and not yet finished by the head
+        while len(in_flight) >= slots or (in_flight and mine.poll()):
+            finished = mine.recv()
+            pair_lat.append((finished - in_flight.pop(0)) / 1e6)
+            done += 1
+        t0 = time.monotonic_ns()
+        features, transform = backbone(photos[n % len(photos)], "bgr8")
+        bundle = sender.encode((0, n), "", transform, features)
+        n += 1
+        if bundle is None:
+            skipped += 1
+            continue
+        mine.send(bytes(bundle))
+        in_flight.append(t0)
+    while in_flight:
+        pair_lat.append((mine.recv() - in_flight.pop(0)) / 1e6)
+        done += 1
+    pair_fps = done / (time.perf_counter() - start)
+    mine.send(None)
+    head.join(10)
+    sender.close()
+    return {"detector_pipeline_2_threads": {"fps": round(whole_fps, 2), **_stats(lat)},
+            "pair_1_thread_each": {"fps": round(pair_fps, 2), "skipped": skipped,
+                                   **_stats(pair_lat)},
+            "speedup": round(pair_fps / whole_fps, 3),
+            "latency_ratio": round(statistics.median(pair_lat) / statistics.median(lat), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("handoff", "throughput", "all"))
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--json", default="")
+    args = parser.parse_args()
+    report = {}
+    if args.what in ("handoff", "all"):
+        for name, shapes in (("centernet", centernet_shapes()), ("yolov8n", YOLO_SHAPES)):
+            for mode in ("inline", "shm"):
+                report[f"handoff_{name}_{mode}"] = r = handoff(shapes, mode)
+                print(f"{name:9s} {mode:6s} {json.dumps(r)}", flush=True)
+    if args.what in ("throughput", "all"):
+        report["throughput"] = throughput(args.seconds)
+        print(json.dumps(report["throughput"], indent=1), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
