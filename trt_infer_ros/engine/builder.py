@@ -41,6 +41,10 @@ class BuildError(RuntimeError):
     """TensorRT failed to build; the message carries TensorRT's errors."""
 
 
+class AccuracyGateError(BuildError):
+    """The INT8 engine misses accuracy_target; it was not written."""
+
+
 @dataclass
 class Preflight:
     options: BuildOptions
@@ -508,6 +512,20 @@ def save_timing_cache(config, path: str, log: LogFn) -> None:
     log(f"timing cache: wrote {len(data)} bytes to {path}")
 
 
+def check_accuracy_gate(options: BuildOptions, data: bytes, trt, path: str, log: LogFn) -> None:
+    """accuracy_target: measure the INT8 engine against FP32 before it replaces anything."""
+    if options.accuracy_target <= 0 or not options.wants_int8:
+        return
+    from trt_infer_ros.optimize.gate import check_accuracy  # noqa: PLC0415 - gated builds only
+    result = check_accuracy(options, data, trt, log)
+    log(str(result))
+    if not result.passed:
+        kept = " (the existing engine is kept)" if os.path.isfile(path) else ""
+        raise AccuracyGateError(f"{result}: the engine was not written{kept}; keep sensitive "
+                                "layers in FP16 (trt_infer_ros_int8 search gives "
+                                "layer_precisions) or lower accuracy_target")
+
+
 def _write_atomic(path: str, data: bytes) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
@@ -576,6 +594,7 @@ def build_engine(options: BuildOptions, trt=None, device: Optional[DeviceInfo] =
         raise BuildError(f"TensorRT failed to build {options.onnx!r}:\n  {errors}")
     save_timing_cache(config, options.timing_cache, log)
     data = bytes(serialized)
+    check_accuracy_gate(options, data, trt, path, log)
     _write_atomic(path, data)
 
     runtime = trt.Runtime(logger)

@@ -101,6 +101,14 @@ PARAMETERS: tuple[ParamDef, ...] = (
              "head goes beside it."),
     ParamDef("cut_tensors", list, [], "Tensors to cut at with split (empty: the suggested cut; "
              "python -m trt_infer_ros.engine.onnx_split --suggest-only shows it)."),
+    ParamDef("accuracy_target", float, 0.0, "INT8/best builds: the least agreement with the FP32 "
+             "model (mAP@0.5:0.95 with the FP32 detections as ground truth) on validation_images "
+             "or validation_bag; an engine that misses it is not written (0: no gate).",
+             float_range=(0.0, 1.0)),
+    ParamDef("validation_images", str, "", "Directory of held-out images for accuracy_target "
+             "(not the calibration images)."),
+    ParamDef("validation_bag", str, "", "ROS 2 bag with held-out images for accuracy_target."),
+    ParamDef("validation_topic", str, "", "Image topic in validation_bag (empty: the only one)."),
 )
 
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
@@ -334,6 +342,10 @@ class BuildOptions:
     verbose: bool = False
     split: bool = False
     cut_tensors: list = field(default_factory=list)
+    accuracy_target: float = 0.0
+    validation_images: str = ""
+    validation_bag: str = ""
+    validation_topic: str = ""
 
     @classmethod
     def from_mapping(cls, values: dict) -> "BuildOptions":
@@ -399,6 +411,7 @@ class BuildOptions:
                                    "with dla_core, or dla_core -1 for an fp32 GPU engine"))
         p.extend(self._shape_problems())
         p.extend(self._calibration_problems())
+        p.extend(self._accuracy_gate_problems())
         if self.wants_int8 and not model_has_qdq and not self.strongly_typed \
                 and not self.has_calibration_data \
                 and not (self.calibration_cache and os.path.isfile(self.calibration_cache)):
@@ -500,6 +513,25 @@ class BuildOptions:
         # int8 needs data or a cache -- unless the ONNX carries its own Q/DQ scales, which the
         # builder checks once it has read the model (strongly typed builds never calibrate).
         return p
+
+    def _accuracy_gate_problems(self) -> list[tuple[str, str]]:
+        if self.accuracy_target <= 0:
+            return []
+        if not self.wants_int8:
+            return [("accuracy_target", f"the accuracy gate measures INT8 against FP32; precision "
+                                        f"{self.precision} has no INT8: set precision int8 or "
+                                        "best, or accuracy_target 0")]
+        if bool(self.validation_images) == bool(self.validation_bag):
+            return [("validation_images", "accuracy_target needs held-out images: set "
+                                          "validation_images:=<dir> or validation_bag:=<bag> "
+                                          "(one of them)")]
+        if self.validation_images:
+            problem = directory_problem(self.validation_images, "a directory of images")
+            if problem:
+                return [("validation_images", problem)]
+        elif path_problem(self.validation_bag):
+            return [("validation_bag", path_problem(self.validation_bag))]
+        return []
 
     def validate(self, model_has_qdq: bool = False) -> "BuildOptions":
         problems = self.problems(model_has_qdq)
