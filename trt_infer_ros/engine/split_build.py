@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Optional
+
 
 from trt_infer_ros.engine.options import BuildOptions
 from trt_infer_ros.engine.split_cache import split_files

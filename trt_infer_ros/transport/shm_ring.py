@@ -25,7 +25,7 @@ import re
 import secrets
 import struct
 import time
-from typing import Optional
+
 
 from trt_infer_ros.transport import leases
 from trt_infer_ros.transport.bundle import ALIGN, BundleError, tensor_views, write_tensors
