@@ -52,6 +52,7 @@ class Analysis:
             f"boxes >= {reference_threshold} on {len(held_out_frames)} held-out frames")
         self._stats: Optional[ActivationStats] = None
         self._amax: dict[str, dict] = {}
+        self._weights: dict = {}
 
     @property
     def stats(self) -> ActivationStats:
@@ -77,7 +78,7 @@ class Analysis:
     def model_for(self, plan: dict[str, str], method: Optional[str] = None,
                   weight_bits: Optional[int] = None) -> onnx.ModelProto:
         amax = {} if weight_bits is not None else self.amax(method)
-        return build_model(self.model, self.layers, plan, amax, weight_bits)
+        return build_model(self.model, self.layers, plan, amax, weight_bits, self._weights)
 
     def measure(self, plan: dict[str, str], method: Optional[str] = None,
                 weight_bits: Optional[int] = None) -> Measure:

@@ -51,7 +51,8 @@ def activation_scale(amax: float) -> float:
 class QdqWriter:
     """Adds Q/DQ and FP16 rounding to a copy of `model`, sharing one pair per tensor."""
 
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: onnx.ModelProto, weight_cache: Optional[dict] = None):
+        self.weight_cache = weight_cache if weight_cache is not None else {}
         self.model = onnx.ModelProto()
         self.model.CopyFrom(model)
         _ensure_opset(self.model)
@@ -94,13 +95,17 @@ class QdqWriter:
         return self.done[key]
 
     def quantize_weight(self, layer: Layer) -> str:
-        weight = numpy_helper.to_array(self.inits[layer.weight]).astype(np.float32)
-        spec = QuantSpec(8, True, layer.axis)
-        params = compute_params(weight, spec)
+        key = (layer.weight, layer.axis)
+        if key not in self.weight_cache:     # the same weights are quantized for every plan
+            weight = numpy_helper.to_array(self.inits[layer.weight]).astype(np.float32)
+            params = compute_params(weight, QuantSpec(8, True, layer.axis))
+            self.weight_cache[key] = (quantize(weight, params).astype(np.int8),
+                                      params.scale.astype(np.float32))
+        q_values, scales = self.weight_cache[key]
         base = f"{layer.weight}_{layer.name}_qdq"
-        q = self._const(f"{base}_int8", quantize(weight, params).astype(np.int8))
-        scale = self._const(f"{base}_scale", params.scale.astype(np.float32))
-        zero = self._const(f"{base}_zero_point", np.zeros(params.scale.shape, np.int8))
+        q = self._const(f"{base}_int8", q_values)
+        scale = self._const(f"{base}_scale", scales)
+        zero = self._const(f"{base}_zero_point", np.zeros(scales.shape, np.int8))
         self._insert(layer.index, helper.make_node("DequantizeLinear", [q, scale, zero],
                                                    [f"{base}_dq"], axis=layer.axis,
                                                    name=f"{base}_DequantizeLinear"))
@@ -136,12 +141,13 @@ def _first_use(model: onnx.ModelProto, tensor: str, layers: list[Layer]) -> int:
 
 def build_model(model: onnx.ModelProto, layers: list[Layer], plan: dict[str, str],
                 activation_amax: dict[str, float], weight_bits: Optional[int] = None,
-                ) -> onnx.ModelProto:
+                weight_cache: Optional[dict] = None) -> onnx.ModelProto:
     """A copy of `model` with each layer in the precision `plan` gives it (int8, fp16 or fp32;
     layers not named stay fp32). `activation_amax`: the calibrated range of each int8 layer's
     input. `weight_bits`: instead of Q/DQ, fake-quantize the weights of int8 layers at that
-    width and leave activations in float (the weight bit-width study)."""
-    writer = QdqWriter(model)
+    width and leave activations in float (the weight bit-width study). `weight_cache`: a dict
+    kept between calls on the same model, so its weights are quantized once."""
+    writer = QdqWriter(model, weight_cache)
     for layer in layers:
         precision = plan.get(layer.name, "fp32")
         if precision not in PRECISIONS:
