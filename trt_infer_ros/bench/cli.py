@@ -81,6 +81,8 @@ def compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=50, help="timed frames per variant")
     p.add_argument("--variant", action="append", default=[], metavar="LABEL=BACKEND:PATH[:DEVICE]",
                    help="an extra runner, e.g. 'GPU FP16=tensorrt:m_fp16.engine' (repeatable)")
+    p.add_argument("--min-seconds", type=float, default=5.0,
+                   help="time each variant at least this long (power readings settle)")
     p.add_argument("--no-int8", action="store_true", help="skip the INT8 (QDQ) variant")
     p.add_argument("--only-given", action="store_true",
                    help="only the --variant runners (the first is the reference)")
@@ -330,22 +332,25 @@ def run_compare(args) -> int:
     try:
         for v in variants:
             print(f"  {v.label} ...", flush=True)
-            rows.append(run_variant(v, frames, args.frames, sampler, origin, ops.get("macs")))
+            rows.append(run_variant(v, frames, args.frames, sampler, origin, ops.get("macs"),
+                                    min_seconds=args.min_seconds))
     finally:
         host_cpu.stop()
         if sampler is not None:
             sampler.stop()
     reference = next((r for r in rows if "detections" in r), None)
-    for r in rows:
-        if "detections" in r and reference is not None:
-            r["agreement_f1"] = agreement_f1(reference["detections"], r["detections"])
-            r["detections_per_frame"] = [len(d.scores) for d in r.pop("detections")]
     if reference is not None:
         reference["reference"] = True
+        ref_detections = reference["detections"]
+        for r in rows:
+            if "detections" in r:
+                r["agreement_f1"] = agreement_f1(ref_detections, r["detections"])
+                r["detections_per_frame"] = [len(d.scores) for d in r.pop("detections")]
     ok = [r for r in rows if "latency_ms" in r]
     result = {"kind": "comparison", "version": 1, "model": args.model, "host": _host(),
               "frames": {"count": len(frames), "size": list(frames[0].shape[1::-1]),
-                         "timed_per_variant": args.frames},
+                         "timed_per_variant": args.frames,
+                         "min_seconds_per_variant": args.min_seconds},
               "ops": ops, "power": {"source": sampler.source if sampler else None,
                                     "note": power_note},
               "notes": notes, "variants": rows,
@@ -379,11 +384,13 @@ def compare_summary(result: dict) -> str:
     ok = [r for r in result["variants"] if "latency_ms" in r]
     lines = [f"model {Path(result['model']).name}: {result['ops'].get('gops') or 0:.2f} GOP per "
              f"frame; {result['frames']['count']} frames at {result['frames']['size'][0]}x"
-             f"{result['frames']['size'][1]}, {result['frames']['timed_per_variant']} timed per "
-             f"variant; power: {result['power']['note']}", "", table(ok, columns)]
+             f"{result['frames']['size'][1]}, at least {result['frames']['timed_per_variant']} "
+             f"timed per variant; power: {result['power']['note']}", "", table(ok, columns)]
     for r in result["variants"]:
         if "error" in r:
             lines.append(f"- {r['label']}: not run: {r['error']}")
+        if "power_note" in r:
+            lines.append(f"- {r['label']}: no power: {r['power_note']}")
     lines += [f"- {n}" for n in result["notes"]]
     return "\n".join(lines) + "\n"
 

@@ -143,7 +143,9 @@ def agreement_f1(reference: list, candidate: list, iou: float = 0.5) -> Optional
 
 
 def run_variant(variant: Variant, frames: list, count: int, sampler, t_origin: float,
-                macs: Optional[int], warmup: int = 3) -> dict:
+                macs: Optional[int], warmup: int = 3, min_seconds: float = 0.0) -> dict:
+    """Time `count` frames, and more until `min_seconds` have passed: NVML's power reading is
+    a moving average over about a second, so short runs read low."""
     row = {"label": variant.label, "backend": variant.backend, "device": variant.device,
            "precision": variant.precision, "model": variant.model_path}
     try:
@@ -157,17 +159,22 @@ def run_variant(variant: Variant, frames: list, count: int, sampler, t_origin: f
         row["detections"] = [pipe(f, "bgr8") for f in frames]
         lat = []
         t0 = time.monotonic()
-        for i in range(count):
+        i = 0
+        while i < count or time.monotonic() - t0 < min_seconds:
             start = time.perf_counter()
             pipe(frames[i % len(frames)], "bgr8")
             lat.append((time.perf_counter() - start) * 1e3)
+            i += 1
+        count = i
         t1 = time.monotonic()
         runner = pipe.runner
         row.update(runner=f"{runner.name} on {runner.device}", frames=count,
                    latency_ms=summarize(lat).as_dict(), samples_ms=lat,
                    throughput_fps=count / (t1 - t0), phase={"t0": t0 - t_origin,
                                                             "t1": t1 - t_origin})
-        if sampler is not None:
+        if sampler is not None and sampler.source == "nvml" and not variant.gpu_pipeline:
+            row["power_note"] = "NVML measures the GPU only; this variant runs on the CPU"
+        elif sampler is not None:
             row.update(efficiency(sampler.snapshot(), t0, t1, count))
         if macs:
             row["achieved_tops"] = achieved_tops(macs, row["throughput_fps"])

@@ -25,12 +25,14 @@ class GraphSpec:
     commands: tuple            # console commands, in start order
     input_remap: str           # the image topic name inside the first node
     output_topic: str          # the Detection2DArray topic of the last node
+    remaps: tuple = ()         # (command, "from:=to") wiring the nodes to each other
 
 
 GRAPHS = {
     "detector": GraphSpec("detector", ("detector_node",), "image", "/detector_node/detections"),
     "split": GraphSpec("split", ("backbone_node", "head_node"), "image",
-                       "/head_node/detections"),
+                       "/head_node/detections",
+                       (("head_node", "features:=/backbone_node/features"),)),
 }
 
 
@@ -88,6 +90,9 @@ class RunningGraph:
             argv = [find_command(command), "--ros-args"]
             if command == spec.commands[0]:
                 argv += ["-r", f"{spec.input_remap}:={input_topic}"]
+            for target, remap in spec.remaps:
+                if target == command:
+                    argv += ["-r", remap]
             argv += ros_args
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, env=env)
