@@ -1,12 +1,17 @@
-"""GPU decode + NMS against the numpy decoders and models.nms (fresh random outputs)."""
+"""GPU decode + NMS against the numpy decoders and models.nms (fresh random outputs); GPU
+decode + top-k of final-detection outputs (end-to-end YOLO, RT-DETR) against their numpy
+decoders and `select_final`."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from final_exports import end2end_output, rtdetr_scores_output, rtdetr_topk_output
 from trt_infer_ros.models.centernet import CenterNetAdapter
+from trt_infer_ros.models.rtdetr import RtDetrAdapter
 from trt_infer_ros.models.spec import Detections, ImageTransform
-from trt_infer_ros.models.yolo import YoloV5Adapter, YoloV8Adapter, YoloXAdapter
+from trt_infer_ros.models.yolo import YoloV5Adapter, YoloV8Adapter, YoloXAdapter, yolo_input_spec
+from trt_infer_ros.models.yolo_end2end import YoloEnd2EndAdapter
 from trt_infer_ros.pipeline.detector import decode_candidates, select_final
 from trt_infer_ros.pipeline.settings import DetectionSettings
 
@@ -51,6 +56,18 @@ def yolov8_transposed_output(rng, n, nc, dtype):
     return np.ascontiguousarray(yolov8_output(rng, n, nc, dtype).transpose(0, 2, 1))
 
 
+RTDETR_SIZE = (640, 384)     # width != height: x and y scale apart
+
+
+def rtdetr(layout):
+    return lambda num_classes: RtDetrAdapter(yolo_input_spec(*RTDETR_SIZE),
+                                             num_classes=num_classes, layout=layout)
+
+
+def final_rows(make, size=(640, 640)):
+    return lambda rng, n, nc, dtype: make(rng, n, nc, *size).astype(dtype)
+
+
 FAMILIES = {
     "yolov8": (YoloV8Adapter, yolov8_output, 8400),
     "yolov8-transposed": (YoloV8Adapter, yolov8_transposed_output, 8400),
@@ -58,14 +75,21 @@ FAMILIES = {
               yolov5_output, 8400),
     "yolov5": (YoloV5Adapter, yolov5_output, 25200),
     "centernet": (CenterNetAdapter, centernet_output, 100),
+    # rows that are final detections: top-k, no NMS
+    "yolo_end2end": (YoloEnd2EndAdapter, final_rows(end2end_output), 300),
+    "rtdetr-topk": (rtdetr("topk"), final_rows(rtdetr_topk_output, RTDETR_SIZE), 300),
+    "rtdetr-scores": (rtdetr("scores"), final_rows(rtdetr_scores_output, RTDETR_SIZE), 300),
 }
+NO_NMS = ("yolo_end2end", "rtdetr-topk", "rtdetr-scores")
 
 
-def make_decoder(ctx, family, shape, dtype, nc):
-    from trt_infer_ros.cuda.decode_kernel import GpuDecoder, head_layout
+def make_decoder(ctx, adapter, shape, dtype):
+    """The decoder the GPU pipeline would pick for this adapter and output shape."""
+    from trt_infer_ros.cuda.decode_kernel import GpuDecoder
+    from trt_infer_ros.pipeline.gpu_pipeline import decode_layout
 
-    layout = head_layout(family.split("-")[0], shape, nc)
-    assert layout is not None
+    layout, why_not = decode_layout(adapter, shape)
+    assert layout is not None, why_not
     return GpuDecoder(ctx, layout, dtype)
 
 
@@ -99,7 +123,8 @@ def test_decode_nms_matches_numpy(cuda_context, stream, rng_seed, family, dtype)
     nc = 80
     adapter = adapter_cls(num_classes=nc)
     out = make_output(rng, n, nc, dtype)
-    decoder = make_decoder(cuda_context, family, out.shape, dtype, nc)
+    decoder = make_decoder(cuda_context, adapter, out.shape, dtype)
+    assert decoder.layout.suppress == (family not in NO_NMS)
     out_dev = DeviceBuffer(cuda_context, out.nbytes)
     try:
         for trial in range(4):
@@ -116,6 +141,10 @@ def test_decode_nms_matches_numpy(cuda_context, stream, rng_seed, family, dtype)
             want = cpu_reference(adapter, [out], settings, transform)
             got = gpu_decode(decoder, stream, out_dev, settings, transform)
             assert_same(got, want, family)
+            if family in NO_NMS:
+                # rows with inf/NaN are dropped before the class filter and counted, as on the CPU
+                _, dropped = decode_candidates(adapter, [out], settings)
+                assert decoder.nonfinite == dropped
     finally:
         decoder.close()
         out_dev.close()
@@ -127,7 +156,7 @@ def test_decode_no_candidates_and_all_candidates(cuda_context, stream, rng_seed)
     rng = np.random.default_rng(rng_seed)
     adapter = YoloV8Adapter(num_classes=80)
     out = yolov8_output(rng, 8400, 80, np.float32)
-    decoder = make_decoder(cuda_context, "yolov8", out.shape, np.float32, 80)
+    decoder = make_decoder(cuda_context, adapter, out.shape, np.float32)
     out_dev = DeviceBuffer(cuda_context, out.nbytes)
     out_dev.upload(out)
     t = ImageTransform(1.0, 1.0, 0.0, 0.0, 640, 640)
@@ -150,7 +179,7 @@ def test_live_settings_change_without_recapture(cuda_context, stream, rng_seed):
     rng = np.random.default_rng(rng_seed)
     adapter = YoloV8Adapter(num_classes=80)
     out = yolov8_output(rng, 8400, 80, np.float32)
-    decoder = make_decoder(cuda_context, "yolov8", out.shape, np.float32, 80)
+    decoder = make_decoder(cuda_context, adapter, out.shape, np.float32)
     out_dev = DeviceBuffer(cuda_context, out.nbytes)
     out_dev.upload(out)
     t = ImageTransform(0.5, 0.5, 10.0, 20.0, 1280, 1240)
@@ -174,5 +203,34 @@ def test_live_settings_change_without_recapture(cuda_context, stream, rng_seed):
     finally:
         exe.close()
         graph.close()
+        decoder.close()
+        out_dev.close()
+
+
+def test_final_rows_are_kept_without_suppression(cuda_context, stream):
+    """End-to-end rows overlapping completely, same class, equal scores: all are kept (no NMS),
+    best first, equal scores in row order, cut at max_detections."""
+    from trt_infer_ros.cuda.buffers import DeviceBuffer
+
+    out = np.zeros((1, 300, 6), np.float32)
+    for row in range(10):
+        out[0, row] = [100 + row * 0.25, 100, 200, 200, 0.5 if row < 8 else 0.75, 3]
+    adapter = YoloEnd2EndAdapter(num_classes=80)
+    decoder = make_decoder(cuda_context, adapter, out.shape, np.float32)
+    out_dev = DeviceBuffer(cuda_context, out.nbytes)
+    out_dev.upload(out)
+    t = ImageTransform(1.0, 1.0, 0.0, 0.0, 640, 640)
+    try:
+        s = DetectionSettings(score_threshold=0.25, nms_iou_threshold=0.1, max_detections=7)
+        got = gpu_decode(decoder, stream, out_dev, s, t)
+        assert_same(got, cpu_reference(adapter, [out], s, t), "yolo_end2end")
+        np.testing.assert_array_equal(got[0][:, 0], [102, 102.25] + [100 + r * 0.25 for r in range(5)])
+        np.testing.assert_array_equal(got[1], [0.75] * 2 + [0.5] * 5)
+        s.score_threshold = 0.0          # all 300 rows, the zero rows after the scored ones
+        s.max_detections = 300
+        got = gpu_decode(decoder, stream, out_dev, s, t)
+        assert_same(got, cpu_reference(adapter, [out], s, t), "yolo_end2end")
+        assert len(got[1]) == 300 and got[3] == 300
+    finally:
         decoder.close()
         out_dev.close()

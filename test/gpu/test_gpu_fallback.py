@@ -37,3 +37,24 @@ def test_falls_back_to_cpu_pipeline_without_gpu(constant_model):
         assert dets.class_ids.tolist() == [7]
     finally:
         pipe.close()
+
+
+def test_tinygrad_refuses_a_two_input_model_by_name(tmp_path):
+    """RT-DETR's deploy form (images + orig_target_sizes): a clear refusal at construction."""
+    import shutil
+
+    from final_exports import save_rtdetr_deploy
+    from trt_infer_ros.backends.runner import BackendUnavailable
+    from trt_infer_ros.backends.tinygrad_runner import TinygradRunner, cuda_driver_present
+
+    pytest.importorskip("tinygrad", reason="tinygrad is not installed")
+    if cuda_driver_present():
+        device = "CUDA"
+    elif shutil.which("clang"):
+        device = "CPU"
+    else:
+        pytest.skip("tinygrad has no device here (no CUDA driver, no clang)")
+    path = save_rtdetr_deploy(tmp_path / "rtdetr_deploy.onnx")
+    with pytest.raises(BackendUnavailable, match=r"this model has two inputs \(images, "
+                                                 r"orig_target_sizes\).*use backend onnxruntime"):
+        TinygradRunner(path, device=device)

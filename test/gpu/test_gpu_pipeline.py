@@ -7,8 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from final_exports import (end2end_output, grid_scores, rtdetr_scores_output, rtdetr_topk_output,
+                           save_rtdetr_deploy)
+from onnx_graphs import save_export, ultralytics_metadata
 from trt_infer_ros.models.spec import InputSpec
-from trt_infer_ros.models.yolo import YoloV8Adapter
+from trt_infer_ros.models.yolo import YoloV8Adapter, grid_size
 from trt_infer_ros.pipeline.settings import DetectionSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -226,3 +229,146 @@ def test_engine_best_pipeline_picks_gpu(tinygrad_cuda, tmp_path):
         assert not isinstance(cpu, GpuDetectionPipeline) and "CPU-side" in cpu.selection
     finally:
         cpu.close()
+
+
+def assert_same_detections(a, b):
+    assert len(a) == len(b)
+    np.testing.assert_array_equal(a.class_ids, b.class_ids)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_allclose(a.boxes, b.boxes, rtol=0, atol=1e-3)
+
+
+W, H = 128, 96                 # network input: width != height
+NAMES = [f"c{i}" for i in range(20)]
+RTDETR_META = dict(description="Ultralytics RTDETR-L model", head="RTDETRDecoder")
+FINAL_FORMS = {
+    "yolo_end2end": (end2end_output, dict(end2end=True)),
+    "rtdetr-scores": (rtdetr_scores_output, RTDETR_META),
+    "rtdetr-topk": (rtdetr_topk_output, RTDETR_META),
+}
+
+
+@pytest.mark.parametrize("form", list(FINAL_FORMS))
+def test_final_detection_outputs_decode_on_gpu_like_the_cpu_pipeline(tinygrad_cuda, tmp_path,
+                                                                     rng_seed, form):
+    """End-to-end YOLO and RT-DETR exports: GPU decode (top-k, no NMS) == DetectionPipeline
+    with onnxruntime, over settings changes, non-finite rows and agnostic NMS."""
+    from trt_infer_ros.pipeline.detector import build_pipeline
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
+
+    rng = np.random.default_rng([rng_seed, list(FINAL_FORMS).index(form)])
+    make_output, meta = FINAL_FORMS[form]
+    out = make_output(rng, 300, len(NAMES), W, H)
+    out[0, 0, 0], out[0, 0, 4] = np.inf, 0.9         # at least one non-finite row is counted
+    path = save_export(tmp_path / f"{form}.onnx", {"output0": out}, input_shape=(1, 3, H, W),
+                       metadata=ultralytics_metadata(imgsz=(H, W), names=NAMES, **meta))
+    settings = DetectionSettings(0.25, 0.45, 100)
+    gpu = build_best_pipeline(path, "auto", "auto", settings)
+    cpu = build_pipeline(path, "auto", "onnxruntime", settings)
+    try:
+        assert isinstance(gpu, GpuDetectionPipeline) and gpu.gpu_decode, gpu.selection
+        assert gpu.adapter.model_type == form.split("-")[0]
+        assert "decode on GPU (top-k by score, no NMS" in gpu.selection
+        for i, (image, encoding) in enumerate(_images(rng)):
+            settings.max_detections = (100, 5, 300, 100)[i]
+            settings.class_filter = None if i % 2 == 0 else frozenset(range(0, 20, 3))
+            a, b = gpu(image, encoding), cpu(image, encoding)
+            assert len(a) > 0
+            assert_same_detections(a, b)
+        assert gpu.nonfinite_dropped == cpu.nonfinite_dropped > 0
+        print(form, "frame graph modes:", {f.mode for f in gpu._frames.values()})
+        settings.agnostic_nms = True        # suppression across classes: the CPU decoder's
+        settings.class_filter = None
+        image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+        assert_same_detections(gpu(image, "bgr8"), cpu(image, "bgr8"))
+    finally:
+        gpu.close()
+        cpu.close()
+
+
+def _task_export(tmp_path, rng, task):
+    """A 64x64 Ultralytics segment/pose/OBB export with random rows."""
+    n, nc = grid_size(64, 64), 2
+    boxes = np.concatenate([rng.uniform(8, 56, (2, n)), rng.uniform(4, 30, (2, n))])
+    extra = {"segment": rng.normal(0, 1, (32, n)), "pose": rng.uniform(0, 64, (51, n)),
+             "obb": rng.uniform(-1.5, 1.5, (1, n))}[task]
+    out = np.concatenate([boxes, grid_scores(rng, (nc, n)), extra]).astype(np.float32)[None]
+    outputs = {"output0": out}
+    if task == "segment":
+        outputs["output1"] = rng.normal(0, 1, (1, 32, 16, 16)).astype(np.float32)
+    more = {"kpt_shape": [17, 3]} if task == "pose" else {}
+    return save_export(tmp_path / f"{task}.onnx", outputs,
+                       metadata=ultralytics_metadata(task=task, names=["a", "b"], **more))
+
+
+@pytest.mark.parametrize("task", ["segment", "pose", "obb"])
+def test_task_heads_decode_on_cpu_and_say_so(tinygrad_cuda, tmp_path, rng_seed, task):
+    from trt_infer_ros.pipeline.detector import build_pipeline
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
+
+    rng = np.random.default_rng([rng_seed, 7])
+    path = _task_export(tmp_path, rng, task)
+    settings = DetectionSettings(0.3, 0.45, 100)
+    gpu = build_best_pipeline(path, "auto", "auto", settings)
+    cpu = build_pipeline(path, "auto", "onnxruntime", settings)
+    try:
+        assert isinstance(gpu, GpuDetectionPipeline) and not gpu.gpu_decode, gpu.selection
+        assert f"decode on CPU ({task} head: its " in gpu.selection
+        image = rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
+        a, b = gpu(image, "bgr8"), cpu(image, "bgr8")
+        assert len(a) > 0
+        assert_same_detections(a, b)
+        for field in ("angles", "keypoints"):
+            if getattr(b, field) is not None:
+                np.testing.assert_allclose(getattr(a, field), getattr(b, field), atol=1e-3)
+        if b.masks is not None:
+            np.testing.assert_array_equal(a.masks.id_image(), b.masks.id_image())
+    finally:
+        gpu.close()
+        cpu.close()
+
+
+def test_dynamic_onnx_runs_on_the_gpu_at_the_resolved_size(tinygrad_cuda, tmp_path, rng_seed):
+    """A dynamic=True export: the size from its metadata reaches tinygrad (no CPU fallback)."""
+    from trt_infer_ros.pipeline.detector import build_pipeline
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
+
+    rng = np.random.default_rng([rng_seed, 8])
+    n, nc = grid_size(W, H), 80
+    boxes = np.concatenate([rng.uniform(10, 90, (2, n)), rng.uniform(4, 50, (2, n))])
+    out = np.concatenate([boxes, rng.random((nc, n)) ** 4]).astype(np.float32)[None]
+    path = save_export(tmp_path / "dyn.onnx", {"output0": out},
+                       input_shape=("batch", 3, "height", "width"),
+                       declared={"output0": ("batch", 4 + nc, "anchors")},
+                       metadata=ultralytics_metadata(imgsz=(H, W), dynamic=True,
+                                                     names=[str(i) for i in range(nc)]))
+    settings = DetectionSettings(0.3, 0.45, 100)
+    gpu = build_best_pipeline(path, "auto", "auto", settings)
+    cpu = build_pipeline(path, "auto", "onnxruntime", settings)
+    try:
+        assert isinstance(gpu, GpuDetectionPipeline) and gpu.gpu_decode, gpu.selection
+        assert tuple(gpu.runner.input_shape) == (1, 3, H, W)
+        for image, encoding in _images(rng):
+            a, b = gpu(image, encoding), cpu(image, encoding)
+            assert len(a) > 0
+            assert_same_detections(a, b)
+    finally:
+        gpu.close()
+        cpu.close()
+
+
+def test_two_input_rtdetr_falls_back_to_cpu_with_the_reason(tinygrad_cuda, tmp_path):
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
+
+    path = save_rtdetr_deploy(tmp_path / "rtdetr_deploy.onnx")
+    messages = []
+    pipe = build_best_pipeline(path, "auto", "auto", DetectionSettings(), log=messages.append)
+    try:
+        assert not isinstance(pipe, GpuDetectionPipeline)
+        assert "this model has two inputs (images, orig_target_sizes)" in pipe.selection
+        assert any("GPU pipeline not used" in m for m in messages)
+        dets = pipe(np.zeros((32, 128, 3), np.uint8), "bgr8")     # stretched: x * 2, y / 2
+        np.testing.assert_allclose(dets.boxes, [[32, 8, 64, 24]], atol=1e-4)
+        assert dets.class_ids.tolist() == [2]
+    finally:
+        pipe.close()

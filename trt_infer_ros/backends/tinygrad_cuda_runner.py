@@ -20,6 +20,7 @@ import numpy as np
 
 from trt_infer_ros.backends.runner import BackendUnavailable
 from trt_infer_ros.backends.tinygrad_ops import patch_onnx_ops
+from trt_infer_ros.backends.tinygrad_runner import refuse_extra_inputs
 
 WARMUP_CALLS = 3     # TinyJit: 1st call runs, 2nd captures, 3rd replays
 
@@ -38,6 +39,7 @@ class TinygradCudaRunner:
     capture_mode = "child_graphs"
 
     def __init__(self, model_path: str, input_shape: Optional[tuple[int, ...]] = None) -> None:
+        """`input_shape` fixes the dims the ONNX input leaves dynamic (batch, height, width)."""
         from trt_infer_ros.cuda.context import cuda_unavailable_reason
 
         reason = cuda_unavailable_reason()
@@ -58,12 +60,19 @@ class TinygradCudaRunner:
         self._Context = Context
         self._events = None
         with Context(DEV="CUDA"):
-            model = OnnxRunner(str(model_path)).to("CUDA")
+            model = OnnxRunner(str(model_path))
+            refuse_extra_inputs(model)
+            model = model.to("CUDA")
         patch_onnx_ops(model)
         (self.input_name, spec), = model.graph_inputs.items()
         shape = tuple(d if isinstance(d, int) else -1 for d in spec.shape)
         if input_shape is not None:
-            shape = tuple(int(d) for d in input_shape)
+            # fills the dynamic dims; the static ones must agree
+            given = tuple(int(d) for d in input_shape)
+            if len(given) != len(shape) or any(d > 0 and d != g for d, g in zip(shape, given)):
+                raise ValueError(f"{model_path}: input {self.input_name} is {list(spec.shape)}; "
+                                 f"shape {list(given)} does not fit it")
+            shape = given
         if any(d <= 0 for d in shape):
             raise ValueError(f"{model_path}: input {self.input_name} has dynamic dims {spec.shape}; "
                              f"pass input_shape")

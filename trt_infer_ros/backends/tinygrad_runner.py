@@ -58,6 +58,15 @@ def _import_tinygrad(device: str):
     return Tensor, TinyJit, OnnxRunner, Context
 
 
+def refuse_extra_inputs(model) -> None:
+    """This runner feeds one image tensor: a model with more inputs is refused by name."""
+    names = list(model.graph_inputs)
+    if len(names) != 1:
+        count = {2: "two", 3: "three"}.get(len(names), str(len(names)))
+        raise BackendUnavailable(f"this model has {count} inputs ({', '.join(names)}); tinygrad "
+                                 f"feeds the image only: use backend onnxruntime")
+
+
 class TinygradRunner:
     name = "tinygrad"
 
@@ -68,7 +77,9 @@ class TinygradRunner:
         # Ops create constants on the default device: make that ours while the model runs.
         self._on_device = lambda: Context(DEV=self.device)
         with self._on_device():
-            model = OnnxRunner(str(model_path)).to(self.device)
+            model = OnnxRunner(str(model_path))
+            refuse_extra_inputs(model)
+            model = model.to(self.device)
         patch_onnx_ops(model)
         (self.input_name, spec), = model.graph_inputs.items()
         self.input_shape = tuple(d if isinstance(d, int) else -1 for d in spec.shape)

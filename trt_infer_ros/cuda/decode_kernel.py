@@ -1,4 +1,5 @@
-"""GPU decode + class-aware NMS for YOLO-family and CenterNet outputs.
+"""GPU decode + class-aware NMS for YOLO-family and CenterNet outputs, and decode + top-k for
+outputs that are already final detections (end-to-end YOLO, RT-DETR): no NMS for those.
 
 Per frame, all on one stream and all capturable into a CUDA graph:
   params (pinned host -> device), count reset, `decode_candidates` (one thread per anchor),
@@ -9,7 +10,9 @@ pinned parameter block on the host before each launch, so a live change needs no
 
 Matches the numpy decoders and `models.nms.nms` (same >= threshold, first-maximum class, IoU
 test `inter > iou * union` in float32; compiled without FMA contraction), except that ties in
-score keep the lower anchor index first, as numpy's stable argsort does.
+score keep the lower anchor index first, as numpy's stable argsort does. Without suppression
+the result is what `select_final` gives for `nms_inside` adapters: rows with a non-finite number
+dropped (and counted) before the class filter, then the best max_detections by score.
 """
 from __future__ import annotations
 
@@ -47,7 +50,8 @@ class OutputLayout(ctypes.Structure):
                 ("attr_stride", ctypes.c_int32), ("fp16", ctypes.c_int32),
                 ("box_format", ctypes.c_int32), ("obj_index", ctypes.c_int32),
                 ("cls_start", ctypes.c_int32), ("n_classes", ctypes.c_int32),
-                ("class_col", ctypes.c_int32)]
+                ("class_col", ctypes.c_int32), ("box_scale_x", ctypes.c_float),
+                ("box_scale_y", ctypes.c_float), ("suppress", ctypes.c_int32)]
 
 
 @dataclass(frozen=True)
@@ -62,18 +66,38 @@ class HeadLayout:
     cls_start: int
     n_classes: int
     class_col: int = -1      # CenterNet: class id stored as a number in this column
+    box_scale: tuple[float, float] = (1.0, 1.0)   # box x/y attributes times these (normalised)
+    suppress: bool = True    # False: the rows are final detections, kept best-first, no NMS
 
 
 def head_layout(model_type: str, output_shape: Sequence[int], num_classes: int,
-                decoded: Optional[bool] = True) -> Optional[HeadLayout]:
+                decoded: Optional[bool] = True, task: str = "detect",
+                variant: Optional[str] = None,
+                input_size: Optional[tuple[int, int]] = None) -> Optional[HeadLayout]:
     """The GPU layout for a model family's first output, or None when the GPU decoder does not
-    handle it (end-to-end outputs, raw YOLOX heads): the pipeline then decodes on the CPU."""
+    handle it (NMS-layer outputs, raw YOLOX heads, segment/pose/OBB heads): the pipeline then
+    decodes on the CPU. `variant` is RT-DETR's output form ("scores", "topk"); `input_size`
+    (width, height) scales its normalised boxes to input pixels."""
     shape = [int(d) for d in output_shape]
     if len(shape) == 3 and shape[0] == 1:
         shape = shape[1:]
-    if len(shape) != 2:
+    if len(shape) != 2 or task != "detect":
         return None
     rows, cols = shape
+    if model_type == "yolo_end2end":                 # x1,y1,x2,y2 input pixels, score, class
+        if cols != 6:
+            return None
+        return HeadLayout(rows, 6, 1, 1, -1, 4, 1, class_col=5, suppress=False)
+    if model_type == "rtdetr":                       # cx,cy,w,h normalised to the input size
+        if input_size is None:
+            raise ValueError("RT-DETR's GPU layout needs the network input size")
+        scale = (float(input_size[0]), float(input_size[1]))
+        if variant == "topk" and cols == 6:          # score, class
+            return HeadLayout(rows, 6, 1, 0, -1, 4, 1, class_col=5, box_scale=scale,
+                              suppress=False)
+        if variant == "scores" and cols > 4:         # per-class scores: every column after the box
+            return HeadLayout(rows, cols, 1, 0, -1, 4, cols - 4, box_scale=scale, suppress=False)
+        return None
     if model_type == "yolov8":
         if rows == 4 + num_classes:                  # [4+nc, N]: attributes first
             return HeadLayout(cols, 1, cols, 0, -1, 4, num_classes)
@@ -138,17 +162,19 @@ class GpuDecoder:
         self.out_layout = OutputLayout(n, layout.anchor_stride, layout.attr_stride,
                                        1 if np.dtype(output_dtype) == np.float16 else 0,
                                        layout.box_format, layout.obj_index, layout.cls_start,
-                                       layout.n_classes, layout.class_col)
+                                       layout.n_classes, layout.class_col, layout.box_scale[0],
+                                       layout.box_scale[1], 1 if layout.suppress else 0)
         self.params_host = PinnedBuffer(context, ctypes.sizeof(DecodeParams))
         self.params = DecodeParams.from_address(self.params_host.ptr)
         self.params_dev = DeviceBuffer(context, ctypes.sizeof(DecodeParams))
         self.keys = DeviceBuffer(context, 8 * _next_pow2(n))
         self.boxes = DeviceBuffer(context, 16 * n)
         self.classes = DeviceBuffer(context, 4 * n)
-        self.count = DeviceBuffer(context, 4)
+        self.count = DeviceBuffer(context, 8)     # candidates, non-finite rows dropped
         self.result_nbytes = 4 * (HEADER_INTS + ROW_FLOATS * MAX_DET_CAP)
         self.result_dev = DeviceBuffer(context, self.result_nbytes)
         self.result_host = PinnedBuffer(context, self.result_nbytes)
+        self.nonfinite = 0        # rows the last read frame dropped for a non-finite number
         self.set_params(0.3, 0.45, 100, None, (1.0, 1.0, 0.0, 0.0, 1.0, 1.0))
 
     def set_params(self, score_threshold: float, iou_threshold: float, max_detections: int,
@@ -175,7 +201,7 @@ class GpuDecoder:
     def enqueue(self, output_ptr: int, stream: Stream) -> None:
         """Decode the model output at `output_ptr` into the pinned result (in flight on `stream`)."""
         copy_async(self.params_dev.ptr, self.params_host.ptr, ctypes.sizeof(DecodeParams), stream)
-        memset_u32_async(self.count.ptr, 0, 1, stream)
+        memset_u32_async(self.count.ptr, 0, 2, stream)
         n = self.layout.n_anchors
         self.k_candidates.launch(((n + 31) // 32, 1, 1), (32, CLASS_SLICES, 1), [
             ctypes.c_uint64(output_ptr), self.out_layout, ctypes.c_uint64(self.params_dev.ptr),
@@ -185,7 +211,8 @@ class GpuDecoder:
             ctypes.c_uint64(self.keys.ptr), ctypes.c_uint32(self.capacity),
             ctypes.c_uint64(self.boxes.ptr), ctypes.c_uint64(self.classes.ptr),
             ctypes.c_uint64(self.count.ptr), ctypes.c_uint64(self.params_dev.ptr),
-            ctypes.c_uint64(self.result_dev.ptr), ctypes.c_uint32(self.shared_keys_bytes // 8)],
+            ctypes.c_uint64(self.result_dev.ptr), ctypes.c_uint32(self.shared_keys_bytes // 8),
+            ctypes.c_int32(1 if self.layout.suppress else 0)],
             stream, shared_bytes=self.shared_keys_bytes)
         copy_async(self.result_host.ptr, self.result_dev.ptr, self.result_nbytes, stream)
 
@@ -195,7 +222,9 @@ class GpuDecoder:
 
     def read(self):
         """(boxes [n,4] source pixels, scores [n], class_ids [n]) from the last finished frame,
-        copied out of the pinned buffer; also `candidates` (how many passed the threshold)."""
+        copied out of the pinned buffer; also `candidates` (how many passed the threshold).
+        Sets `nonfinite`: rows dropped in the kernel for a non-finite number (layouts without
+        suppression; the others keep them, the pipeline drops them after reading)."""
         header = self.result_host.view(np.int32, (HEADER_INTS,))
         n = int(header[0])
         if not 0 <= n <= MAX_DET_CAP:
@@ -205,6 +234,7 @@ class GpuDecoder:
         boxes = np.array(rows[:, :4], np.float32)
         scores = np.array(rows[:, 4], np.float32)
         class_ids = rows[:, 5].astype(np.int32)
+        self.nonfinite = int(header[3])
         return boxes, scores, class_ids, int(header[2])
 
     def close(self) -> None:

@@ -4,9 +4,10 @@
 `pipeline(image, encoding) -> Detections` in source pixels, `pipeline.settings` changed live.
 Per source shape it keeps one `FrameGraph` (cuda/frame_graph.py): upload, preprocess kernel,
 the model, decode/NMS kernels and the result download replayed as one CUDA graph where the
-runner allows it. Model families the GPU decoder does not cover (end-to-end NMS outputs, raw
-YOLOX heads) still run preprocessing and the model on the GPU and decode on the CPU exactly as
-DetectionPipeline does.
+runner allows it. Outputs that are final detections (end-to-end YOLO, RT-DETR) are decoded on
+the GPU too, as a top-k without NMS. Outputs the GPU decoder does not cover (NMS-layer outputs,
+raw YOLOX heads, segment/pose/OBB heads) still run preprocessing and the model on the GPU and
+decode on the CPU exactly as DetectionPipeline does; `decode_text` says which and why.
 
 For the ROS node: `build_gpu_pipeline(model_path, model_type, backend, settings)` returns a
 ready pipeline or raises BackendUnavailable; `is_available()` / `unavailable_reason()` say
@@ -18,7 +19,7 @@ import logging
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -28,9 +29,13 @@ from trt_infer_ros.models.spec import Detections, ImageTransform
 from trt_infer_ros.pipeline.detector import (adapter_for, build_pipeline, decode_candidates,
                                               select_final)
 from trt_infer_ros.models.model_file import check_model_file
+from trt_infer_ros.models.registry import create_adapter
 from trt_infer_ros.pipeline.preprocess import CHANNELS, compute_transform, validated_image
 from trt_infer_ros.pipeline.settings import DetectionSettings
 from trt_infer_ros.pipeline.timing import FrameTimings
+
+if TYPE_CHECKING:
+    from trt_infer_ros.cuda.decode_kernel import HeadLayout
 
 LOG = logging.getLogger("trt_infer_ros.pipeline.gpu_pipeline")
 GPU_BACKENDS = ("auto", "tensorrt", "tinygrad")
@@ -67,12 +72,37 @@ def _image_geometry(image: np.ndarray, encoding: str) -> tuple[np.ndarray, int, 
     return image, w, h, int(step)
 
 
+TASK_OUTPUTS = {"segment": "masks", "pose": "keypoints", "obb": "rotated boxes"}
+
+
+def decode_layout(adapter: ModelAdapter, output_shape) -> tuple[Optional["HeadLayout"], str]:
+    """(the GPU decode layout of the adapter's first output, or None; why not when None)."""
+    from trt_infer_ros.cuda.decode_kernel import head_layout
+
+    task = getattr(adapter, "task", "detect")
+    if task != "detect":
+        return None, f"{task} head: its {TASK_OUTPUTS.get(task, task)} are decoded on the CPU"
+    # The model's class count: a labels file may name more classes than it has.
+    num_classes = getattr(adapter, "num_classes", None) or len(adapter.class_names)
+    spec = adapter.input_spec
+    layout = head_layout(adapter.model_type, output_shape, num_classes,
+                         getattr(adapter, "decoded", True), task,
+                         getattr(adapter, "layout", None), (spec.width, spec.height))
+    if layout is not None:
+        return layout, ""
+    if adapter.model_type == "end2end":
+        return None, "NMS-layer outputs are sliced on the CPU"
+    if adapter.model_type == "yolox":
+        return None, "raw YOLOX head: its grid decode runs on the CPU"
+    return None, f"no GPU decode for {adapter.model_type} output {list(output_shape)}"
+
+
 class GpuDetectionPipeline:
     """Preprocess, model, decode and NMS of each frame on the GPU."""
 
     def __init__(self, adapter: ModelAdapter, runner, settings: Optional[DetectionSettings] = None,
                  use_graph: bool = True, max_shapes: int = 4, gpu_decode: bool = True) -> None:
-        from trt_infer_ros.cuda.decode_kernel import GpuDecoder, head_layout
+        from trt_infer_ros.cuda.decode_kernel import GpuDecoder
         from trt_infer_ros.cuda.stream import Stream
 
         if not is_gpu_runner(runner):
@@ -96,18 +126,23 @@ class GpuDetectionPipeline:
                                      "needs more inputs and runs on the CPU-side pipeline")
         self.context = runner.context
         self.stream = Stream(self.context)
-        layout = None
-        if gpu_decode and not adapter.nms_inside:
-            # The model's class count: a labels file may name more classes than it has.
-            num_classes = getattr(adapter, "num_classes", None) or len(adapter.class_names)
-            layout = head_layout(adapter.model_type, runner.output_shapes[0], num_classes,
-                                 getattr(adapter, "decoded", True))
+        layout, self.cpu_decode_reason = (decode_layout(adapter, runner.output_shapes[0])
+                                          if gpu_decode else (None, "GPU decode turned off"))
         self.decoder = GpuDecoder(self.context, layout, runner.output_dtypes[0]) if layout else None
         self._frames: "OrderedDict[tuple, object]" = OrderedDict()
 
     @property
     def gpu_decode(self) -> bool:
         return self.decoder is not None
+
+    @property
+    def decode_text(self) -> str:
+        """Where decoding runs, for the start-up log."""
+        if self.decoder is None:
+            return f"decode on CPU ({self.cpu_decode_reason})"
+        if not self.decoder.layout.suppress:
+            return "decode on GPU (top-k by score, no NMS: the model's rows are final detections)"
+        return "decode on GPU"
 
     def _decoder_now(self):
         """The GPU decoder for this frame, or None to decode on the CPU: its NMS kernel is
@@ -159,6 +194,7 @@ class GpuDetectionPipeline:
         t2 = time.perf_counter()
         if frame.decoder is not None:
             boxes, scores, class_ids, _ = frame.decoder.read()
+            self.nonfinite_dropped += frame.decoder.nonfinite
             result = Detections(boxes, scores, class_ids)
             finite = result.finite_rows()
             if not finite.all():
@@ -188,8 +224,10 @@ class GpuDetectionPipeline:
         self.runner.close()
 
 
-def create_gpu_runner(backend: str, model_path: str, device: Optional[str] = None):
-    """A GPU runner: TensorRT for engine files (or when asked), else tinygrad on CUDA."""
+def create_gpu_runner(backend: str, model_path: str, device: Optional[str] = None,
+                      input_shape: Optional[tuple[int, ...]] = None):
+    """A GPU runner: TensorRT for engine files (or when asked), else tinygrad on CUDA.
+    `input_shape` fixes the dynamic dims of an ONNX input (tinygrad needs a concrete shape)."""
     backend = (backend or "auto").lower()
     if backend not in GPU_BACKENDS:
         raise BackendUnavailable(f"backend {backend!r} has no GPU pipeline (use one of "
@@ -209,7 +247,7 @@ def create_gpu_runner(backend: str, model_path: str, device: Optional[str] = Non
             errors.append(f"tensorrt: {exc}")
     if backend in ("auto", "tinygrad") and not is_engine:
         from trt_infer_ros.backends.tinygrad_cuda_runner import TinygradCudaRunner
-        return TinygradCudaRunner(model_path)
+        return TinygradCudaRunner(model_path, input_shape)
     raise BackendUnavailable("no GPU runner for " + str(model_path) + ": " + "; ".join(errors))
 
 
@@ -218,11 +256,19 @@ def build_gpu_pipeline(model_path: str, model_type: str = "auto", backend: str =
                        use_graph: bool = True, **adapter_kwargs) -> GpuDetectionPipeline:
     """Adapter + GPU runner + GpuDetectionPipeline for one model file (same arguments as
     `pipeline.detector.build_pipeline`). Raises BackendUnavailable when no GPU path exists."""
+    adapter, input_shape = None, None
     if Path(model_path).suffix.lower() == ".onnx":
         check_model_file(model_path)
-    runner = create_gpu_runner(backend, model_path, device)
+        # The adapter resolves a dynamic input's size (input_size, metadata); the runner is
+        # built at that size.
+        adapter = create_adapter(model_type, model_path, **adapter_kwargs)
+        input_shape = adapter.input_spec.shape
+    runner = create_gpu_runner(backend, model_path, device, input_shape)
     try:
-        adapter = adapter_for(model_path, model_type, runner, **adapter_kwargs)
+        if adapter is None:
+            adapter = adapter_for(model_path, model_type, runner, **adapter_kwargs)
+        elif hasattr(adapter, "set_output_names"):
+            adapter.set_output_names(runner.output_names)
         return GpuDetectionPipeline(adapter, runner, settings, use_graph=use_graph)
     except Exception:
         runner.close()
@@ -256,8 +302,7 @@ def build_best_pipeline(model_path: str, model_type: str = "auto", backend: str 
             pipe = build_gpu_pipeline(model_path, model_type, backend, settings, device,
                                       **adapter_kwargs)
             pipe.selection = (f"GPU pipeline: {pipe.runner.name} {pipe.runner.device}, frame "
-                              f"graphs per input shape, decode on "
-                              f"{'GPU' if pipe.gpu_decode else 'CPU'}; model "
+                              f"graphs per input shape, {pipe.decode_text}; model "
                               f"{getattr(pipe.adapter, 'selection', pipe.adapter.model_type)}")
             say(pipe.selection)
             return pipe

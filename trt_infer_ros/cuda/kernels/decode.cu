@@ -4,10 +4,14 @@
 //   (first maximum), score = class score (* objectness), keeps score >= threshold and allowed
 //   classes, writes the box (x1,y1,x2,y2, network-input pixels) and class at the anchor's slot,
 //   and appends a sortable key (score bits, then lower anchor index first) to `keys`.
+//   Layouts without suppression (the model's rows are final detections: end-to-end YOLO,
+//   RT-DETR) drop rows holding a non-finite number before the class filter, as the CPU decoder
+//   does, and count them.
 // sort_nms: one block; sorts the keys descending (bitonic), then greedy NMS in score order where
 //   a box is suppressed by a kept box of the same class when inter > iou_thr * union, stops at
-//   max_det kept boxes, maps boxes back to source pixels and writes the compact result:
-//   int32 count, 3 int32 of padding, then count rows of x1,y1,x2,y2,score,class (float32).
+//   max_det kept boxes (without suppression: the first max_det keys), maps boxes back to source
+//   pixels and writes the compact result: int32 kept, int32 sorted, int32 candidates, int32
+//   non-finite rows dropped, then kept rows of x1,y1,x2,y2,score,class (float32).
 // Thresholds, max_det, class filter and the source transform are read from DecodeParams in
 // device memory each frame, so they change without a new graph capture.
 // Compiled with --fmad=false so the float arithmetic rounds like the numpy reference.
@@ -29,6 +33,8 @@ struct OutputLayout {
     int obj_index;        // attribute index of objectness, -1 when none
     int cls_start, n_classes;
     int class_col;        // >= 0: class id is rint(attribute) and the score is attribute cls_start
+    float box_scale_x, box_scale_y;  // box attributes times these (RT-DETR: normalised boxes)
+    int suppress;         // 0: no NMS, the rows are final detections (top max_det by score)
 };
 
 __device__ __forceinline__ float ld(const void* p, long long i, int fp16) {
@@ -51,6 +57,8 @@ __device__ __forceinline__ float from_orderable(unsigned int u) {
     return __uint_as_float(b);
 }
 
+__device__ __forceinline__ bool finite(float f) { return fabsf(f) <= 3.40282347e38f; }
+
 #define CLASS_SLICES 8
 
 // Block (32, CLASS_SLICES): threadIdx.x picks the anchor, threadIdx.y a slice of the classes
@@ -61,6 +69,7 @@ extern "C" __global__ void decode_candidates(const void* __restrict__ out, Outpu
                                              unsigned long long* __restrict__ keys,
                                              float4* __restrict__ boxes, int* __restrict__ classes,
                                              unsigned int* __restrict__ count) {
+    // count[0]: candidates, count[1]: rows dropped for a non-finite number (suppress == 0)
     __shared__ float best_v[CLASS_SLICES][32];
     __shared__ int best_c[CLASS_SLICES][32];
     const int lane = threadIdx.x, slice = threadIdx.y;
@@ -107,18 +116,26 @@ extern "C" __global__ void decode_candidates(const void* __restrict__ out, Outpu
         score = L.obj_index >= 0 ? bv * obj : bv;
     }
     if (!(score >= thr)) return;
-    if (p->use_class_mask) {
-        if (cls < 0 || cls >= 1024) return;
-        if (!((p->class_mask[cls >> 5] >> (cls & 31)) & 1u)) return;
-    }
-    float b0 = ld(out, base, L.fp16), b1 = ld(out, base + s, L.fp16);
-    float b2 = ld(out, base + 2 * s, L.fp16), b3 = ld(out, base + 3 * s, L.fp16);
+    // times 1.0f (every layout but RT-DETR's) is exact
+    float b0 = ld(out, base, L.fp16) * L.box_scale_x;
+    float b1 = ld(out, base + s, L.fp16) * L.box_scale_y;
+    float b2 = ld(out, base + 2 * s, L.fp16) * L.box_scale_x;
+    float b3 = ld(out, base + 3 * s, L.fp16) * L.box_scale_y;
     float4 box;
     if (L.box_format == 0) {
         float hw = b2 * 0.5f, hh = b3 * 0.5f;
         box = make_float4(b0 - hw, b1 - hh, b0 + hw, b1 + hh);
     } else {
         box = make_float4(b0, b1, b2, b3);
+    }
+    if (!L.suppress && !(finite(box.x) && finite(box.y) && finite(box.z) && finite(box.w) &&
+                         finite(score))) {
+        atomicAdd(count + 1, 1u);
+        return;
+    }
+    if (p->use_class_mask) {
+        if (cls < 0 || cls >= 1024) return;
+        if (!((p->class_mask[cls >> 5] >> (cls & 31)) & 1u)) return;
     }
     boxes[a] = box;
     classes[a] = cls;
@@ -134,11 +151,27 @@ __device__ __forceinline__ bool suppressed_by(float4 k, float ak, float4 b, floa
     return inter > iou_thr * uni;
 }
 
+__device__ __forceinline__ void write_header(int* result, int kept, unsigned int n,
+                                             const unsigned int* count) {
+    result[0] = kept; result[1] = (int)n; result[2] = (int)count[0]; result[3] = (int)count[1];
+}
+
+// One result row: the box back in source pixels (clipped to the image), score, class.
+__device__ __forceinline__ void write_row(float* row, float4 b, float score, int cls,
+                                          const DecodeParams* p) {
+    row[0] = fminf(fmaxf((b.x - p->pad_x) / p->scale_x, 0.f), p->src_w);
+    row[1] = fminf(fmaxf((b.y - p->pad_y) / p->scale_y, 0.f), p->src_h);
+    row[2] = fminf(fmaxf((b.z - p->pad_x) / p->scale_x, 0.f), p->src_w);
+    row[3] = fminf(fmaxf((b.w - p->pad_y) / p->scale_y, 0.f), p->src_h);
+    row[4] = score;
+    row[5] = (float)cls;
+}
+
 extern "C" __global__ void sort_nms(unsigned long long* __restrict__ keys, unsigned int capacity,
                                     const float4* __restrict__ boxes, const int* __restrict__ classes,
                                     const unsigned int* __restrict__ count,
                                     const DecodeParams* __restrict__ p, int* __restrict__ result,
-                                    unsigned int shared_keys) {
+                                    unsigned int shared_keys, int suppress) {
     // keys are sorted in dynamic shared memory when they fit (`shared_keys` entries), else in
     // place in global memory
     extern __shared__ unsigned long long skeys[];
@@ -168,15 +201,27 @@ extern "C" __global__ void sort_nms(unsigned long long* __restrict__ keys, unsig
             __syncthreads();
         }
     }
+    int max_det = min(max(p->max_det, 0), MAX_DET_CAP);
+    float* rows = reinterpret_cast<float*>(result + 4);
+    if (!suppress) {
+        // the rows are final detections: the best max_det by score, as they are
+        int kept = min((int)n, max_det);
+        for (int i = tid; i < kept; i += nthreads) {
+            unsigned long long key = k[i];
+            unsigned int a = 0xffffffffu - (unsigned int)(key & 0xffffffffull);
+            write_row(rows + i * 6, boxes[a], from_orderable((unsigned int)(key >> 32)),
+                      classes[a], p);
+        }
+        if (tid == 0) write_header(result, kept, n, count);
+        return;
+    }
     // Greedy NMS in score order by one warp, 32 candidates at a time: each lane takes one
     // candidate and tests it against everything kept so far; then the warp walks the 32 in
     // order, keeping the first survivor and letting it suppress the later lanes' candidates.
     if (tid >= 32) return;
     const unsigned FULL = 0xffffffffu;
     const int lane = tid;
-    int max_det = min(max(p->max_det, 0), MAX_DET_CAP);
     float iou_thr = p->iou_thr;
-    float* rows = reinterpret_cast<float*>(result + 4);
     int kept = 0;
     for (unsigned int base = 0; base < n && kept < max_det; base += 32) {
         unsigned int r = base + lane;
@@ -217,15 +262,7 @@ extern "C" __global__ void sort_nms(unsigned long long* __restrict__ keys, unsig
     }
     __syncwarp();
     // kept boxes back to source pixels, written by all lanes
-    for (int i = lane; i < kept; i += 32) {
-        float4 b = kept_box[i];
-        float* row = rows + i * 6;
-        row[0] = fminf(fmaxf((b.x - p->pad_x) / p->scale_x, 0.f), p->src_w);
-        row[1] = fminf(fmaxf((b.y - p->pad_y) / p->scale_y, 0.f), p->src_h);
-        row[2] = fminf(fmaxf((b.z - p->pad_x) / p->scale_x, 0.f), p->src_w);
-        row[3] = fminf(fmaxf((b.w - p->pad_y) / p->scale_y, 0.f), p->src_h);
-        row[4] = kept_score[i];
-        row[5] = (float)kept_cls[i];
-    }
-    if (lane == 0) { result[0] = kept; result[1] = (int)n; result[2] = (int)*count; result[3] = 0; }
+    for (int i = lane; i < kept; i += 32)
+        write_row(rows + i * 6, kept_box[i], kept_score[i], kept_cls[i], p);
+    if (lane == 0) write_header(result, kept, n, count);
 }
