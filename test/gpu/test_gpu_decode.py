@@ -18,7 +18,8 @@ from trt_infer_ros.pipeline.settings import DetectionSettings
 
 def cpu_reference(adapter, outputs, settings, transform):
     """What DetectionPipeline does after the runner, through its own functions."""
-    dets = select_final(adapter, decode_candidates(adapter, outputs, settings), settings)
+    dets, _ = decode_candidates(adapter, outputs, settings)
+    dets = select_final(adapter, dets, settings)
     return Detections(transform.to_source(dets.boxes), dets.scores, dets.class_ids)
 
 
