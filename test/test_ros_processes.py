@@ -121,13 +121,27 @@ def test_help_lists_the_parameters_and_exits(name, form):
 
 
 # -- stopping ---------------------------------------------------------------------------------
+def wait_until_catching(proc: subprocess.Popen, sig: int, timeout_s: float = 30.0) -> None:
+    """Until the process has its own handler for `sig` (SigCgt in /proc): before that, a
+    signal lands in Python's start-up, which no program can make quiet."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with open(f"/proc/{proc.pid}/status") as status:
+            caught = next(int(line.split()[1], 16) for line in status
+                          if line.startswith("SigCgt:"))
+        if caught & (1 << (sig - 1)):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"the node never caught signal {sig}")
+
+
 @pytest.mark.parametrize("moment", ["loading", "warming up", "ready:"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_detector_stops_quietly_while_starting(moment, sig):
     """A stop that lands before spinning begins (model loading, warm-up, the first instant)."""
     proc = start_node("detector_node")
-    if moment == "loading":             # past Python's own start-up, inside imports/model load
-        time.sleep(0.4)
+    if moment == "loading":             # our handlers are in, imports or model load go on
+        wait_until_catching(proc, signal.SIGTERM)
     else:
         wait_ready(proc, moment)
     proc.send_signal(sig)

@@ -174,7 +174,7 @@ def test_bad_bundles_are_dropped_and_the_head_keeps_working(ros, cache_dir):
     for raw in bad:
         attacker.publish(UInt8MultiArray(data=array.array("B", raw)))
         spin_until(executor, lambda: False, 0.15)
-    assert spin_until(executor, lambda: node._stats["dropped"] + node._stats["bad"] >= 8, 10.0)
+    assert spin_until(executor, lambda: node._diagnostics.total("dropped") + node._diagnostics.total("rejected") >= 8, 10.0)
     assert results == []
     assert spin_until(executor, lambda: requests, 3.0), "a foreign handle asks for inline bytes"
     # The node is alive: real features still become detections.

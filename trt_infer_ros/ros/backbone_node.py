@@ -16,30 +16,28 @@ waiting image, `ring_slots` slots; when a slow head holds every slot the frame i
 """
 from __future__ import annotations
 
-import threading
 import time
 
-import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String, UInt8MultiArray
 
 from trt_infer_ros.ros.detector_parameters import declare_detector_parameters
+from trt_infer_ros.ros.diagnostics import NodeDiagnostics
 from trt_infer_ros.ros.feature_messages import to_message
 from trt_infer_ros.ros.feature_qos import FEATURES_QOS
+from trt_infer_ros.ros.frame_worker import FrameWorker
 from trt_infer_ros.ros.image_conversion import ImageConversionError, image_to_array
-from trt_infer_ros.ros.latest_frame import LatestFrame
-from trt_infer_ros.ros.lost_messages import LostMessageCounter
 from trt_infer_ros.ros.parameters import check_updates, help_text
 from trt_infer_ros.ros.qos import image_qos
 from trt_infer_ros.ros.spin import run_node
 from trt_infer_ros.ros.split_parameters import BACKBONE_PARAMETERS, load_backbone
+from trt_infer_ros.ros.warm_up import warm_up
 from trt_infer_ros.transport.sender import FeatureSender
 
-STATS_PERIOD_S = 10.0
-WARMUP_FRAMES = 3
 WORKER_STOP_S = 10.0
+BACKBONE_STAGES = ("backbone", "send")
 
 
 class BackboneNode(Node):
@@ -48,34 +46,24 @@ class BackboneNode(Node):
         params = declare_detector_parameters(self, BACKBONE_PARAMETERS)
         self._enabled = params["enable"]
         self._stage = load_backbone(params, self.get_logger().info)
-        self._warm_up()
+        warm_up(self, lambda blank: self._stage(blank, "bgr8"), self._stage.adapter.input_spec)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._sender = FeatureSender(params["transport"], params["ring_slots"],
                                      self.get_logger().info)
         self._features_pub = self.create_publisher(UInt8MultiArray, "~/features", FEATURES_QOS)
         self._inline_sub = self.create_subscription(
             String, "~/features/inline_request", self._on_inline_request, 10)
-        self._frames = LatestFrame()
-        self._lost = LostMessageCounter()
-        self._image_sub = self.create_subscription(
-            Image, "image", self._frames.put,
-            image_qos(params["qos_reliability"], params["qos_depth"]),
-            **self._lost.subscription_kwargs())
-        self._stats = {"frames": 0, "bad": 0, "busy": 0, "latency_s": 0.0}
-        self._stats_timer = self.create_timer(STATS_PERIOD_S, self._log_stats)
-        self._worker = threading.Thread(target=self._work, name="backbone", daemon=True)
-        self._worker.start()
-        self.get_logger().info(f"ready: listening on {self._image_sub.topic_name}, features on "
-                               f"{self._features_pub.topic_name} (transport "
+        runner = self._stage.runner
+        self._diagnostics = NodeDiagnostics(
+            self, f"{runner.name} on {runner.device}", BACKBONE_STAGES,
+            expected_rate=lambda: self.get_parameter("expected_rate").value,
+            extra_counters={"busy": "skipped while the head held every slot"})
+        self._frames = FrameWorker(
+            self, Image, "image", image_qos(params["qos_reliability"], params["qos_depth"]),
+            self._process, self._diagnostics, "backbone", enabled=lambda: self._enabled)
+        self.get_logger().info(f"ready: listening on {self._frames.subscription.topic_name}, "
+                               f"features on {self._features_pub.topic_name} (transport "
                                f"{params['transport']})")
-
-    def _warm_up(self) -> None:
-        spec = self._stage.adapter.input_spec
-        blank = np.zeros((spec.height, spec.width, 3), np.uint8)
-        start = time.perf_counter()
-        for _ in range(WARMUP_FRAMES):
-            self._stage(blank, "bgr8")
-        self.get_logger().info(f"warm-up done in {time.perf_counter() - start:.1f} s")
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         try:
@@ -95,59 +83,33 @@ class BackboneNode(Node):
             self.get_logger().warning(f"inline request ignored: {err!r}",
                                       throttle_duration_sec=5.0)
 
-    def _work(self) -> None:
-        while True:
-            msg = self._frames.take()
-            if msg is None:
-                return
-            if not self._enabled:
-                continue
-            try:
-                self._process(msg)
-            except Exception as err:
-                if not self.context.ok():
-                    return
-                self.get_logger().error(f"publishing failed: {err!r}", throttle_duration_sec=5.0)
-
     def _process(self, msg: Image) -> None:
+        """One frame on the worker thread: convert, backbone, hand the features on."""
         start = time.perf_counter()
         try:
             features, transform = self._stage(image_to_array(msg), msg.encoding.lower())
         except ImageConversionError as err:
-            self._stats["bad"] += 1
+            self._diagnostics.count("rejected")
             self.get_logger().warning(f"dropped a frame: {err}", throttle_duration_sec=5.0)
             return
         except Exception as err:          # one bad frame must never stop the node
-            self._stats["bad"] += 1
+            self._diagnostics.count("rejected")
             self.get_logger().error(f"backbone failed on a frame: {err!r}",
                                     throttle_duration_sec=5.0)
             return
+        computed = time.perf_counter()
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         bundle = self._sender.encode(stamp, msg.header.frame_id, transform, features)
         if bundle is None:
-            self._stats["busy"] += 1       # every slot still read by a slow head
+            self._diagnostics.count("busy")    # every slot still read by a slow head
             return
         self._features_pub.publish(to_message(bundle))
-        self._stats["frames"] += 1
-        self._stats["latency_s"] += time.perf_counter() - start
-
-    def _log_stats(self) -> None:
-        s = self._stats
-        lost = self._lost.take()
-        if not (s["frames"] or s["bad"] or s["busy"] or lost or self._frames.replaced):
-            return
-        mean_ms = 1000.0 * s["latency_s"] / max(s["frames"], 1)
-        self.get_logger().info(
-            f"{s['frames'] / STATS_PERIOD_S:.1f} frames/s, {mean_ms:.1f} ms per frame, "
-            f"{self._frames.replaced} skipped for newer frames, {s['busy']} skipped while the "
-            f"head held every slot, {lost} lost in transport, {s['bad']} rejected")
-        s.update(frames=0, bad=0, busy=0, latency_s=0.0)
-        self._frames.replaced = 0
+        self._diagnostics.frame_done({"backbone": (computed - start) * 1e3,
+                                      "send": (time.perf_counter() - computed) * 1e3})
 
     def destroy_node(self) -> None:
-        if hasattr(self, "_worker"):
-            self._frames.close()
-            self._worker.join(timeout=WORKER_STOP_S)
+        if hasattr(self, "_frames"):
+            self._frames.stop(WORKER_STOP_S)
         if hasattr(self, "_sender"):
             self._sender.close()
         super().destroy_node()

@@ -19,6 +19,9 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 COUNTERS = ("in", "processed", "skipped", "lost", "rejected")
+# How the periodic log line names each counter (nodes add their own, e.g. "busy").
+LOG_WORDS = {"skipped": "skipped for newer frames", "lost": "lost in transport",
+             "rejected": "rejected"}
 WINDOW_S = 10.0          # latency percentiles cover the last 10 s of frames
 STALL_S = 3.0            # frames arriving but none processed for this long: ERROR
 
@@ -27,26 +30,37 @@ class NodeDiagnostics:
     """Counts and stage latencies of one node, published on /diagnostics every `period_s`."""
 
     def __init__(self, node, hardware_id: str, stages: Sequence[str],
-                 expected_rate: Callable[[], float] = lambda: 0.0, period_s: float = 1.0):
+                 expected_rate: Callable[[], float] = lambda: 0.0, period_s: float = 1.0,
+                 extra_counters: Optional[dict] = None, summary_period_s: float = 10.0):
+        """`extra_counters`: the node's own counters, {name: words for the log line}."""
         self._node = node
+        self._counters = COUNTERS + tuple(extra_counters or {})
+        self._log_words = dict(LOG_WORDS, **(extra_counters or {}))
         self._hardware_id = hardware_id
         self._stages = tuple(stages)
         self._expected_rate = expected_rate
         self._lock = threading.Lock()
-        self._period = {name: 0 for name in COUNTERS}       # since the last publish
-        self._total = {name: 0 for name in COUNTERS}
+        self._period = {name: 0 for name in self._counters}     # since the last publish
+        self._total = {name: 0 for name in self._counters}
+        self._summary = {name: 0 for name in self._counters}    # since the last log line
+        self._summary_ms = 0.0
+        self._summary_period = summary_period_s
         self._samples: deque = deque()                       # (time, {stage: ms})
         self._last_publish = time.monotonic()
         self._last_processed = time.monotonic()
         self._extra: dict[str, str] = {}
         self._publisher = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._timer = node.create_timer(period_s, self.publish)
+        self._summary_timer = node.create_timer(summary_period_s, self.log_summary)
 
     # -- fed by the node (any thread) ------------------------------------------------------------
     def count(self, counter: str, n: int = 1) -> None:
+        if n == 0:
+            return
         with self._lock:
             self._period[counter] += n
             self._total[counter] += n
+            self._summary[counter] += n
 
     def frame_done(self, stage_ms: dict) -> None:
         """One frame processed, with the milliseconds each stage took."""
@@ -54,8 +68,34 @@ class NodeDiagnostics:
         with self._lock:
             self._period["processed"] += 1
             self._total["processed"] += 1
+            self._summary["processed"] += 1
+            self._summary_ms += sum(stage_ms.values())
             self._last_processed = now
             self._samples.append((now, dict(stage_ms)))
+
+    def log_summary(self) -> None:
+        """The periodic log line (every `summary_period_s`, only when something happened)."""
+        with self._lock:
+            counts, total_ms = dict(self._summary), self._summary_ms
+            self._summary = {name: 0 for name in self._counters}
+            self._summary_ms = 0.0
+        if not any(counts[name] for name in self._counters if name != "in"):
+            return
+        frames = counts["processed"]
+        parts = [f"{frames / self._summary_period:.1f} frames/s",
+                 f"{total_ms / max(frames, 1):.1f} ms per frame"]
+        parts += [f"{counts[name]} {words}" for name, words in self._log_words.items()]
+        logger = self._node.get_logger()
+        logger.info(", ".join(parts))
+        if counts["lost"]:
+            logger.warning(f"{counts['lost']} frames were lost before they reached this node; "
+                           "see the README ('Frames lost in transport') for the DDS transport "
+                           "and QoS that avoid it", throttle_duration_sec=60.0)
+
+    def total(self, counter: str) -> int:
+        """How many `counter` events since the node started."""
+        with self._lock:
+            return self._total[counter]
 
     def set_value(self, key: str, value) -> None:
         """A fixed fact shown with every status (model, input size, ...)."""
@@ -79,7 +119,7 @@ class NodeDiagnostics:
         with self._lock:
             elapsed = max(now - self._last_publish, 1e-6)
             period, total = dict(self._period), dict(self._total)
-            self._period = {name: 0 for name in COUNTERS}
+            self._period = {name: 0 for name in self._counters}
             self._last_publish = now
             while self._samples and self._samples[0][0] < now - WINDOW_S:
                 self._samples.popleft()
@@ -89,8 +129,9 @@ class NodeDiagnostics:
         rate_in, rate_out = period["in"] / elapsed, period["processed"] / elapsed
         level, reason = self._level(rate_in, rate_out, period, stalled_s)
         values = [("input rate (Hz)", f"{rate_in:.2f}"), ("output rate (Hz)", f"{rate_out:.2f}")]
-        values += [(f"frames {name}", str(total[name])) for name in COUNTERS]
-        values += [(f"frames {name} (last period)", str(period[name])) for name in COUNTERS]
+        values += [(f"frames {name}", str(total[name])) for name in self._counters]
+        values += [(f"frames {name} (last period)", str(period[name]))
+                   for name in self._counters]
         for stage in self._stages:
             ms = [s[stage] for s in samples if stage in s]
             if ms:
@@ -126,6 +167,7 @@ class NodeDiagnostics:
 
     def destroy(self) -> None:
         self._timer.cancel()
+        self._summary_timer.cancel()
 
 
 def stage_times(convert_ms: float, pipeline_timings: Optional[object], publish_ms: float) -> dict:

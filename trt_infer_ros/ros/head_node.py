@@ -16,7 +16,6 @@ throttled warning and counted.
 """
 from __future__ import annotations
 
-import threading
 import time
 
 from rclpy.node import Node
@@ -26,12 +25,12 @@ from std_msgs.msg import String, UInt8MultiArray
 from trt_infer_ros.ros.class_filter import parse_class_filter
 from trt_infer_ros.ros.detection_output import DetectionOutput
 from trt_infer_ros.ros.detector_parameters import declare_detector_parameters
+from trt_infer_ros.ros.diagnostics import NodeDiagnostics
 from trt_infer_ros.ros.feature_messages import payload
 from trt_infer_ros.ros.feature_qos import FEATURES_QOS, INLINE_REQUEST_SUFFIX
+from trt_infer_ros.ros.frame_worker import FrameWorker
 from trt_infer_ros.ros.image_conversion import image_to_array
-from trt_infer_ros.ros.latest_frame import LatestFrame
 from trt_infer_ros.ros.live_tuning import LiveTuning
-from trt_infer_ros.ros.lost_messages import LostMessageCounter
 from trt_infer_ros.ros.parameters import help_text
 from trt_infer_ros.ros.qos import image_qos
 from trt_infer_ros.ros.recent_images import RecentImages
@@ -42,7 +41,7 @@ from trt_infer_ros.transport.host import host_id
 from trt_infer_ros.transport.receiver import FeatureReceiver
 from trt_infer_ros.transport.shm_ring import ForeignHandle
 
-STATS_PERIOD_S = 10.0
+HEAD_STAGES = ("head", "publish")
 OVERLAY_CHECK_S = 0.5
 WORKER_STOP_S = 10.0
 
@@ -60,22 +59,22 @@ class HeadNode(Node):
         self._tuning.attach()
         self._output = DetectionOutput(self, class_names, params["score_threshold"])
         self._receiver = FeatureReceiver()
-        self._bundles = LatestFrame()
-        self._lost = LostMessageCounter()
-        self._features_sub = self.create_subscription(
-            UInt8MultiArray, "features", self._bundles.put, FEATURES_QOS,
-            **self._lost.subscription_kwargs())
+        runner = self._stage.runner
+        self._diagnostics = NodeDiagnostics(
+            self, f"{runner.name} on {runner.device}", HEAD_STAGES,
+            expected_rate=lambda: self.get_parameter("expected_rate").value,
+            extra_counters={"dropped": "unreadable bundles dropped"})
+        self._bundles = FrameWorker(self, UInt8MultiArray, "features", FEATURES_QOS,
+                                    self._process, self._diagnostics, "head",
+                                    enabled=lambda: self._tuning.enabled)
         self._inline_pub = self.create_publisher(
-            String, self._features_sub.topic_name + INLINE_REQUEST_SUFFIX, 10)
+            String, self._bundles.subscription.topic_name + INLINE_REQUEST_SUFFIX, 10)
         self._image_qos = image_qos(params["qos_reliability"], params["qos_depth"])
         self._images = RecentImages()
         self._image_sub = None
         self._overlay_timer = self.create_timer(OVERLAY_CHECK_S, self._follow_overlay)
-        self._stats = {"frames": 0, "dropped": 0, "bad": 0, "latency_s": 0.0}
-        self._stats_timer = self.create_timer(STATS_PERIOD_S, self._log_stats)
-        self._worker = threading.Thread(target=self._work, name="head", daemon=True)
-        self._worker.start()
-        self.get_logger().info(f"ready: features from {self._features_sub.topic_name}")
+        self.get_logger().info(
+            f"ready: features from {self._bundles.subscription.topic_name}")
 
     def _follow_overlay(self) -> None:
         """Subscribe to the camera only while someone watches the overlay."""
@@ -91,37 +90,25 @@ class HeadNode(Node):
         except Exception as err:
             self.get_logger().warning(f"overlay subscription: {err!r}", throttle_duration_sec=5.0)
 
-    def _work(self) -> None:
-        while True:
-            msg = self._bundles.take()
-            if msg is None:
-                return
-            if not self._tuning.enabled:
-                continue
-            try:
-                self._process(msg)
-            except Exception as err:
-                if not self.context.ok():
-                    return
-                self.get_logger().error(f"publishing failed: {err!r}", throttle_duration_sec=5.0)
-
     def _process(self, msg: UInt8MultiArray) -> None:
+        """One bundle on the worker thread: open it, run the head, publish."""
         start = time.perf_counter()
         try:
             with self._receiver.open(payload(msg)) as received:
                 bundle = received.bundle
                 detections = self._stage(received.arrays, bundle.transform)
         except BundleError as err:
-            self._stats["dropped"] += 1
+            self._diagnostics.count("dropped")
             if isinstance(err, ForeignHandle):
                 self._inline_pub.publish(String(data=host_id()))
             self.get_logger().warning(f"dropped a feature bundle: {err}",
                                       throttle_duration_sec=5.0)
             return
         except Exception as err:          # one bad frame must never stop the node
-            self._stats["bad"] += 1
+            self._diagnostics.count("rejected")
             self.get_logger().error(f"head failed on a frame: {err!r}", throttle_duration_sec=5.0)
             return
+        computed = time.perf_counter()
         header = Image().header
         header.stamp.sec, header.stamp.nanosec = bundle.stamp
         header.frame_id = bundle.frame_id
@@ -131,26 +118,12 @@ class HeadNode(Node):
                                  image.encoding.lower())
         else:
             self._output.publish(detections, header)
-        self._stats["frames"] += 1
-        self._stats["latency_s"] += time.perf_counter() - start
-
-    def _log_stats(self) -> None:
-        s = self._stats
-        lost = self._lost.take()
-        if not (s["frames"] or s["dropped"] or s["bad"] or lost or self._bundles.replaced):
-            return
-        mean_ms = 1000.0 * s["latency_s"] / max(s["frames"], 1)
-        self.get_logger().info(
-            f"{s['frames'] / STATS_PERIOD_S:.1f} frames/s, {mean_ms:.1f} ms per frame, "
-            f"{self._bundles.replaced} skipped for newer features, {lost} lost in transport, "
-            f"{s['dropped']} unreadable bundles dropped, {s['bad']} rejected")
-        s.update(frames=0, dropped=0, bad=0, latency_s=0.0)
-        self._bundles.replaced = 0
+        self._diagnostics.frame_done({"head": (computed - start) * 1e3,
+                                      "publish": (time.perf_counter() - computed) * 1e3})
 
     def destroy_node(self) -> None:
-        if hasattr(self, "_worker"):
-            self._bundles.close()
-            self._worker.join(timeout=WORKER_STOP_S)
+        if hasattr(self, "_bundles"):
+            self._bundles.stop(WORKER_STOP_S)
         if hasattr(self, "_receiver"):
             self._receiver.close()
         super().destroy_node()

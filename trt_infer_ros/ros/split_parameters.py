@@ -35,7 +35,8 @@ BACKBONE_PARAMETERS = (
               choices=MODES),
     ParamSpec("ring_slots", 4, "shared-memory slots: frames in flight between the nodes",
               read_only=True, int_range=(2, 63)),
-    _DETECTOR["enable"], _DETECTOR["qos_reliability"], _DETECTOR["qos_depth"],
+    _DETECTOR["enable"], _DETECTOR["expected_rate"], _DETECTOR["qos_reliability"],
+    _DETECTOR["qos_depth"],
 )
 
 HEAD_PARAMETERS = DETECTOR_PARAMETERS + (
