@@ -217,7 +217,8 @@ def test_frames_from_other_threads(tinygrad_cuda, tmp_path, rng_seed):
 def test_engine_best_pipeline_picks_gpu(tinygrad_cuda, tmp_path):
     from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
 
-    path = make_yolov8_shaped(tmp_path / "y.onnx", 64, 80, seed=4)
+    # 128: at 64x64 the 84 anchors equal the 84 channels and the explicit yolov8 is refused
+    path = make_yolov8_shaped(tmp_path / "y.onnx", 128, 80, seed=4)
     pipe = build_best_pipeline(path, "yolov8", "auto", DetectionSettings())
     try:
         assert isinstance(pipe, GpuDetectionPipeline), getattr(pipe, "selection", "")
