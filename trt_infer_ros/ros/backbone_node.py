@@ -28,7 +28,7 @@ from trt_infer_ros.ros.diagnostics import NodeDiagnostics
 from trt_infer_ros.ros.feature_messages import to_message
 from trt_infer_ros.ros.feature_qos import FEATURES_QOS
 from trt_infer_ros.ros.frame_worker import FrameWorker
-from trt_infer_ros.ros.image_conversion import ImageConversionError, image_to_array
+from trt_infer_ros.ros.image_conversion import image_to_array
 from trt_infer_ros.ros.parameters import check_updates, help_text
 from trt_infer_ros.ros.qos import image_qos
 from trt_infer_ros.ros.spin import run_node
@@ -86,17 +86,7 @@ class BackboneNode(Node):
     def _process(self, msg: Image) -> None:
         """One frame on the worker thread: convert, backbone, hand the features on."""
         start = time.perf_counter()
-        try:
-            features, transform = self._stage(image_to_array(msg), msg.encoding.lower())
-        except ImageConversionError as err:
-            self._diagnostics.count("rejected")
-            self.get_logger().warning(f"dropped a frame: {err}", throttle_duration_sec=5.0)
-            return
-        except Exception as err:          # one bad frame must never stop the node
-            self._diagnostics.count("rejected")
-            self.get_logger().error(f"backbone failed on a frame: {err!r}",
-                                    throttle_duration_sec=5.0)
-            return
+        features, transform = self._stage(image_to_array(msg), msg.encoding.lower())
         computed = time.perf_counter()
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         bundle = self._sender.encode(stamp, msg.header.frame_id, transform, features)

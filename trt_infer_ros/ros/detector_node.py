@@ -21,7 +21,7 @@ from trt_infer_ros.ros.diagnostics import DETECTOR_STAGES, NodeDiagnostics, stag
 from trt_infer_ros.ros.detector_parameters import (DETECTOR_PARAMETERS,
                                                    declare_detector_parameters, load_pipeline)
 from trt_infer_ros.ros.frame_worker import FrameWorker
-from trt_infer_ros.ros.image_conversion import ImageConversionError, image_to_array
+from trt_infer_ros.ros.image_conversion import image_to_array
 from trt_infer_ros.ros.live_tuning import LiveTuning
 from trt_infer_ros.ros.parameters import help_text
 from trt_infer_ros.ros.qos import image_qos
@@ -65,20 +65,10 @@ class DetectorNode(Node):
     def _process(self, msg: Image) -> None:
         """One frame on the worker thread: convert, detect, publish."""
         start = time.perf_counter()
-        try:
-            image = image_to_array(msg)
-            encoding = msg.encoding.lower()
-            converted = time.perf_counter()
-            detections = self._pipeline(image, encoding)
-        except ImageConversionError as err:
-            self._diagnostics.count("rejected")
-            self.get_logger().warning(f"dropped a frame: {err}", throttle_duration_sec=5.0)
-            return
-        except Exception as err:  # one bad frame must never stop the node
-            self._diagnostics.count("rejected")
-            self.get_logger().error(f"inference failed on a frame: {err!r}",
-                                    throttle_duration_sec=5.0)
-            return
+        image = image_to_array(msg)
+        encoding = msg.encoding.lower()
+        converted = time.perf_counter()
+        detections = self._pipeline(image, encoding)
         inferred = time.perf_counter()
         self._output.publish(detections, msg.header, image, encoding)
         self._diagnostics.frame_done(stage_times((converted - start) * 1e3,

@@ -4,34 +4,28 @@ Importing a node pulls in numpy, rclpy and the inference runtimes, a quarter of 
 before main() runs. A Ctrl-C or SIGTERM in that time ends the process as quietly as one that
 comes later (exit 0, no KeyboardInterrupt traceback); run_node takes over from there.
 """
+import importlib
 import signal
 import sys
 
 
-def _exit_quietly_until_started() -> None:
+def _run(node_module: str) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sys.exit(0))
+    return importlib.import_module(f"trt_infer_ros.ros.{node_module}").main()
 
 
 def detector_node() -> int:
-    _exit_quietly_until_started()
-    from trt_infer_ros.ros.detector_node import main
-    return main()
+    return _run("detector_node")
 
 
 def image_source_node() -> int:
-    _exit_quietly_until_started()
-    from trt_infer_ros.ros.image_source_node import main
-    return main()
+    return _run("image_source_node")
 
 
 def backbone_node() -> int:
-    _exit_quietly_until_started()
-    from trt_infer_ros.ros.backbone_node import main
-    return main()
+    return _run("backbone_node")
 
 
 def head_node() -> int:
-    _exit_quietly_until_started()
-    from trt_infer_ros.ros.head_node import main
-    return main()
+    return _run("head_node")

@@ -4,8 +4,9 @@ input (detector_node, backbone_node, head_node).
 A producer faster than the node must not build a queue: the newest message waits while the
 worker is busy, and each one it replaces is counted as skipped. Messages the middleware lost on
 the way are counted as lost (the subscription's message-lost event). `process(msg)` runs on the
-worker thread; an exception there is logged (throttled) and the worker goes on with the next
-message; while the node shuts down the worker ends quietly.
+worker thread; a malformed image or any exception there is counted as rejected and logged
+(throttled), and the worker goes on with the next message; while the node shuts down the
+worker ends quietly.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 from typing import Callable
 
 from trt_infer_ros.ros.diagnostics import NodeDiagnostics
+from trt_infer_ros.ros.image_conversion import ImageConversionError
 from trt_infer_ros.ros.latest_frame import LatestFrame
 from trt_infer_ros.ros.lost_messages import LostMessageCounter
 
@@ -46,9 +48,14 @@ class FrameWorker:
                 continue
             try:
                 self._process(msg)
-            except Exception as err:
+            except ImageConversionError as err:      # a malformed message
+                self._diagnostics.count("rejected")
+                self._node.get_logger().warning(f"dropped a frame: {err}",
+                                                throttle_duration_sec=5.0)
+            except Exception as err:                 # one bad frame never stops the node
                 if not self._node.context.ok():
                     return          # shutting down: the publishers are already gone
+                self._diagnostics.count("rejected")
                 self._node.get_logger().error(f"frame not processed: {err!r}",
                                               throttle_duration_sec=5.0)
 

@@ -104,10 +104,6 @@ class HeadNode(Node):
             self.get_logger().warning(f"dropped a feature bundle: {err}",
                                       throttle_duration_sec=5.0)
             return
-        except Exception as err:          # one bad frame must never stop the node
-            self._diagnostics.count("rejected")
-            self.get_logger().error(f"head failed on a frame: {err!r}", throttle_duration_sec=5.0)
-            return
         computed = time.perf_counter()
         header = Image().header
         header.stamp.sec, header.stamp.nanosec = bundle.stamp
