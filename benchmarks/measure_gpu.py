@@ -54,8 +54,9 @@ def main() -> int:
     if ge.get("available"):
         for mode in ("graph", "eager"):
             r = ge[mode]
-            print(f"{mode:5} ({r['frame_mode']}): launch {summarize(r['samples']['host_launch_ms'])}"
-                  f"\n      frame latency {summarize(r['samples']['frame_latency_ms'])}", flush=True)
+            samples = r["samples"]
+            print(f"{mode:5} ({r['frame_mode']}): launch {summarize(samples['host_launch_ms'])}"
+                  f"\n      frame latency {summarize(samples['frame_latency_ms'])}", flush=True)
         plots.graph_vs_eager(ge, out / "graph_vs_eager.png",
                              "GPU pipeline (tinygrad CUDA, CenterNet, 1280x720): graph vs eager")
     else:

@@ -144,8 +144,8 @@ def test_sampler_reads_a_running_command_and_writes_the_log(tmp_path):
     recorded = tmp_path / "recorded.log"
     recorded.write_text("\n".join([JP5_ORIN_NX, "garbage line", JP6_ORIN_NANO]) + "\n")
     script.write_text("#!/bin/sh\n# replays recorded lines as tegrastats --interval MS does\n"
-                      f"while true; do while read -r l; do echo \"$l\"; sleep 0.02; done < {recorded};"
-                      " done\n")
+                      "while true; do while read -r l; do echo \"$l\"; sleep 0.02; "
+                      f"done < {recorded}; done\n")
     script.chmod(0o755)
     log = tmp_path / "power.log"
     sampler = tegrastats.TegrastatsSampler(interval_s=0.02, log_path=str(log),

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Optional
 
 from trt_infer_ros.measure import plots
-from trt_infer_ros.measure.ops_count import OpsCountError, achieved_tops, count_macs, tops_per_watt
+from trt_infer_ros.measure.ops_count import (OpsCountError, achieved_tops, count_macs,
+                                             tops_per_watt)
 from trt_infer_ros.measure.power import efficiency, open_power_sampler
 from trt_infer_ros.measure.report import table, write_json
 from trt_infer_ros.measure.stats import summarize
@@ -50,8 +51,9 @@ def graph_parser() -> argparse.ArgumentParser:
     p.add_argument("--graph", default="detector", choices=("detector", "split"))
     _common(p)
     p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
-                   help="node parameter, given to every node (repeatable), e.g. backend=onnxruntime")
-    p.add_argument("--rate", type=float, default=10.0, help="camera rate of the fixed-rate run (Hz)")
+                   help="node parameter for every node (repeatable), e.g. backend=onnxruntime")
+    p.add_argument("--rate", type=float, default=10.0,
+                   help="camera rate of the fixed-rate run (Hz)")
     p.add_argument("--frames", type=int, default=100, help="measured frames per run")
     p.add_argument("--warmup-frames", type=int, default=5, help="frames sent before each run")
     p.add_argument("--drop-limit", type=float, default=0.05,
@@ -242,7 +244,8 @@ def run_graph(args) -> int:
 def graph_summary(result: dict) -> str:
     trials = [result["fixed_rate"]] + [t for t in result.get("search", {}).get("trials", [])
                                        if t is not result["fixed_rate"]]
-    columns = [("run", "name", ""), ("in Hz", "rate_hz", ".2f"), ("out Hz", "output_rate_hz", ".2f"),
+    columns = [("run", "name", ""), ("in Hz", "rate_hz", ".2f"),
+               ("out Hz", "output_rate_hz", ".2f"),
                ("drop", "drop_fraction", ".1%"),
                ("p50 ms", lambda r: r["latency_ms"]["p50"], ".1f"),
                ("p90 ms", lambda r: r["latency_ms"]["p90"], ".1f"),

@@ -150,7 +150,8 @@ def graph_vs_eager(result: dict, path, title: str) -> Path:
     """Host launch time and frame latency, graph against eager, p50 with p99 whiskers."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "host_launch_ms", "host time to launch a frame (ms)"),
-                           (axes[1], "frame_latency_ms", "frame latency, launch + sync (ms)")):
+                           (axes[1], "frame_latency_ms",
+                            "frame latency, image in -> detections (ms)")):
         modes = ("graph", "eager")
         p50 = [result[m][key]["p50"] for m in modes]
         p99 = [result[m][key]["p99"] for m in modes]
