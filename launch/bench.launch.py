@@ -8,6 +8,10 @@ processes, unchanged), plays the bundled photos at a fixed rate, searches the pe
 Results (result.json, summary.md, PNG plots) go to `output`; `trt_infer_ros_plot` redraws the
 power/load/temperature timeline of a result.
 """
+import os
+import shutil
+
+from ament_index_python.packages import get_package_prefix
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
@@ -25,9 +29,17 @@ ARGUMENTS = {
 }
 
 
+def _command() -> str:
+    """Where `ros2 run` finds the package's executables (<prefix>/lib/trt_infer_ros), else PATH."""
+    installed = os.path.join(get_package_prefix("trt_infer_ros"), "lib", "trt_infer_ros",
+                             "trt_infer_ros_bench")
+    return installed if os.access(installed, os.X_OK) else (shutil.which("trt_infer_ros_bench")
+                                                            or "trt_infer_ros_bench")
+
+
 def _bench(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    cmd = ["trt_infer_ros_bench", "--graph", value["graph"], "--rate", value["rate"],
+    cmd = [_command(), "--graph", value["graph"], "--rate", value["rate"],
            "--frames", value["frames"], "--drop-limit", value["drop_limit"],
            "--power", value["power"]]
     if value["model_path"]:
