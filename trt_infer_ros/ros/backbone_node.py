@@ -20,15 +20,14 @@ import time
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from sensor_msgs.msg import Image
 from std_msgs.msg import String, UInt8MultiArray
 
 from trt_infer_ros.ros.detector_parameters import declare_detector_parameters
 from trt_infer_ros.ros.diagnostics import NodeDiagnostics
 from trt_infer_ros.ros.feature_messages import to_message
 from trt_infer_ros.ros.feature_qos import FEATURES_QOS
+from trt_infer_ros.ros.frame_input import INPUT_PARAMETERS, FrameInput, frame_from
 from trt_infer_ros.ros.frame_worker import FrameWorker
-from trt_infer_ros.ros.image_conversion import image_to_array
 from trt_infer_ros.ros.parameters import check_updates, help_text
 from trt_infer_ros.ros.qos import image_qos
 from trt_infer_ros.ros.spin import run_node
@@ -38,12 +37,13 @@ from trt_infer_ros.transport.sender import FeatureSender
 
 WORKER_STOP_S = 10.0
 BACKBONE_STAGES = ("backbone", "send")
+BACKBONE_NODE_PARAMETERS = BACKBONE_PARAMETERS + INPUT_PARAMETERS
 
 
 class BackboneNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("backbone_node", **node_kwargs)
-        params = declare_detector_parameters(self, BACKBONE_PARAMETERS)
+        params = declare_detector_parameters(self, BACKBONE_NODE_PARAMETERS)
         self._enabled = params["enable"]
         self._stage = load_backbone(params, self.get_logger().info)
         warm_up(self, lambda blank: self._stage(blank, "bgr8"), self._stage.adapter.input_spec)
@@ -58,16 +58,18 @@ class BackboneNode(Node):
             self, f"{runner.name} on {runner.device}", BACKBONE_STAGES,
             expected_rate=lambda: self.get_parameter("expected_rate").value,
             extra_counters={"busy": "skipped while the head held every slot"})
-        self._frames = FrameWorker(
-            self, Image, "image", image_qos(params["qos_reliability"], params["qos_depth"]),
-            self._process, self._diagnostics, "backbone", enabled=lambda: self._enabled)
-        self.get_logger().info(f"ready: listening on {self._frames.subscription.topic_name}, "
+        self._frames = FrameWorker(self, self._process, self._diagnostics, "backbone",
+                                   enabled=lambda: self._enabled)
+        self._input = FrameInput(self, self._frames, params,
+                                 image_qos(params["qos_reliability"], params["qos_depth"]),
+                                 self._diagnostics)
+        self.get_logger().info(f"ready: frames from {self._input.description}, "
                                f"features on {self._features_pub.topic_name} (transport "
                                f"{params['transport']})")
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         try:
-            values, problem = check_updates(BACKBONE_PARAMETERS, parameters)
+            values, problem = check_updates(BACKBONE_NODE_PARAMETERS, parameters)
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
             if "enable" in values:
@@ -83,13 +85,14 @@ class BackboneNode(Node):
             self.get_logger().warning(f"inline request ignored: {err!r}",
                                       throttle_duration_sec=5.0)
 
-    def _process(self, msg: Image) -> None:
+    def _process(self, msg) -> None:
         """One frame on the worker thread: convert, backbone, hand the features on."""
         start = time.perf_counter()
-        features, transform = self._stage(image_to_array(msg), msg.encoding.lower())
+        frame = frame_from(msg)
+        features, transform = self._stage(frame.image, frame.encoding)
         computed = time.perf_counter()
-        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        bundle = self._sender.encode(stamp, msg.header.frame_id, transform, features)
+        stamp = (frame.header.stamp.sec, frame.header.stamp.nanosec)
+        bundle = self._sender.encode(stamp, frame.header.frame_id, transform, features)
         if bundle is None:
             self._diagnostics.count("busy")    # every slot still read by a slow head
             return
@@ -98,6 +101,8 @@ class BackboneNode(Node):
                                       "send": (time.perf_counter() - computed) * 1e3})
 
     def destroy_node(self) -> None:
+        if hasattr(self, "_input"):
+            self._input.close()
         if hasattr(self, "_frames"):
             self._frames.stop(WORKER_STOP_S)
         if hasattr(self, "_sender"):
@@ -105,7 +110,7 @@ class BackboneNode(Node):
         super().destroy_node()
 
 
-HELP = help_text("backbone_node", __doc__.strip(), BACKBONE_PARAMETERS)
+HELP = help_text("backbone_node", __doc__.strip(), BACKBONE_NODE_PARAMETERS)
 
 
 def main(args=None) -> int:

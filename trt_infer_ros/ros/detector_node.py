@@ -1,7 +1,10 @@
 """detector_node: sensor_msgs/Image in, vision_msgs/Detection2DArray (+ annotated overlay) out.
 
 Topics (remap as usual):
-  image              (sub, sensor_msgs/Image)              camera frames
+  image              (sub, sensor_msgs/Image)              camera frames (image_transport raw)
+  image/compressed   (sub, sensor_msgs/CompressedImage)    instead, with image_transport compressed
+  ~/image_raw, ~/camera_info (pub)                         with `source` set: the captured frames,
+                                                           while someone subscribes
   ~/detections       (pub, vision_msgs/Detection2DArray)   reliable, depth 10: every result counts
   ~/image            (pub, sensor_msgs/Image)              overlay, drawn only while subscribed
   ~/label_info       (pub, vision_msgs/LabelInfo)          class map, once, transient local
@@ -13,15 +16,14 @@ from __future__ import annotations
 import time
 
 from rclpy.node import Node
-from sensor_msgs.msg import Image
 
 from trt_infer_ros.ros.class_filter import parse_class_filter
 from trt_infer_ros.ros.detection_output import DetectionOutput
 from trt_infer_ros.ros.diagnostics import DETECTOR_STAGES, NodeDiagnostics, stage_times
 from trt_infer_ros.ros.detector_parameters import (DETECTOR_PARAMETERS,
                                                    declare_detector_parameters, load_pipeline)
+from trt_infer_ros.ros.frame_input import INPUT_PARAMETERS, FrameInput, frame_from
 from trt_infer_ros.ros.frame_worker import FrameWorker
-from trt_infer_ros.ros.image_conversion import image_to_array
 from trt_infer_ros.ros.live_tuning import LiveTuning
 from trt_infer_ros.ros.parameters import help_text
 from trt_infer_ros.ros.qos import image_qos
@@ -29,12 +31,13 @@ from trt_infer_ros.ros.spin import run_node
 from trt_infer_ros.ros.warm_up import warm_up
 
 WORKER_STOP_S = 10.0   # the frame in flight finishes before the publishers go
+DETECTOR_NODE_PARAMETERS = DETECTOR_PARAMETERS + INPUT_PARAMETERS
 
 
 class DetectorNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("detector_node", **node_kwargs)
-        params = declare_detector_parameters(self)
+        params = declare_detector_parameters(self, DETECTOR_NODE_PARAMETERS)
         self._pipeline = load_pipeline(params, self.get_logger().info)
         class_names = list(self._pipeline.adapter.class_names)
         self._pipeline.settings.class_filter = parse_class_filter(params["class_filter"],
@@ -50,39 +53,41 @@ class DetectorNode(Node):
             expected_rate=lambda: self.get_parameter("expected_rate").value)
         self._diagnostics.set_value("model", params["model_path"])
         self._diagnostics.set_value("pipeline", getattr(self._pipeline, "selection", ""))
-        self._frames = FrameWorker(
-            self, Image, "image", image_qos(params["qos_reliability"], params["qos_depth"]),
-            self._process, self._diagnostics, "detector_inference",
-            enabled=lambda: self._tuning.enabled)
+        self._frames = FrameWorker(self, self._process, self._diagnostics, "detector_inference",
+                                   enabled=lambda: self._tuning.enabled)
+        self._input = FrameInput(self, self._frames, params,
+                                 image_qos(params["qos_reliability"], params["qos_depth"]),
+                                 self._diagnostics)
 
         spec = self._pipeline.adapter.input_spec
         self.get_logger().info(
             f"ready: model {params['model_path']} ({self._pipeline.adapter.model_type}, "
             f"{spec.width}x{spec.height} {spec.layout}), backend {runner.name} on {runner.device}; "
-            f"listening on {self._frames.subscription.topic_name} ({params['qos_reliability']}, "
+            f"frames from {self._input.description} ({params['qos_reliability']}, "
             f"depth {params['qos_depth']})")
 
-    def _process(self, msg: Image) -> None:
-        """One frame on the worker thread: convert, detect, publish."""
+    def _process(self, msg) -> None:
+        """One frame on the worker thread: convert (or decode), detect, publish."""
         start = time.perf_counter()
-        image = image_to_array(msg)
-        encoding = msg.encoding.lower()
+        frame = frame_from(msg)
         converted = time.perf_counter()
-        detections = self._pipeline(image, encoding)
+        detections = self._pipeline(frame.image, frame.encoding)
         inferred = time.perf_counter()
-        self._output.publish(detections, msg.header, image, encoding)
+        self._output.publish(detections, frame.header, frame.image, frame.encoding)
         self._diagnostics.frame_done(stage_times((converted - start) * 1e3,
                                                  getattr(self._pipeline, "timings", None),
                                                  (time.perf_counter() - inferred) * 1e3))
 
     def destroy_node(self) -> None:
         # Also called by rclpy's shutdown on a node whose __init__ failed half-way.
+        if hasattr(self, "_input"):
+            self._input.close()
         if hasattr(self, "_frames"):
             self._frames.stop(WORKER_STOP_S)
         super().destroy_node()
 
 
-HELP = help_text("detector_node", __doc__.strip(), DETECTOR_PARAMETERS)
+HELP = help_text("detector_node", __doc__.strip(), DETECTOR_NODE_PARAMETERS)
 
 
 def main(args=None) -> int:

@@ -20,23 +20,27 @@ from trt_infer_ros.ros.lost_messages import LostMessageCounter
 
 
 class FrameWorker:
-    def __init__(self, node, msg_type, topic: str, qos, process: Callable,
-                 diagnostics: NodeDiagnostics, thread_name: str,
+    def __init__(self, node, process: Callable, diagnostics: NodeDiagnostics, thread_name: str,
                  enabled: Callable[[], bool] = lambda: True) -> None:
         self._node = node
         self._process = process
         self._diagnostics = diagnostics
         self._enabled = enabled
         self._mailbox = LatestFrame()
-        self._lost = LostMessageCounter(on_lost=lambda n: diagnostics.count("lost", n))
-        self.subscription = node.create_subscription(msg_type, topic, self._on_message, qos,
-                                                     **self._lost.subscription_kwargs())
+        self.subscription = None
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
         self._thread.start()
 
-    def _on_message(self, msg) -> None:
+    def subscribe(self, msg_type, topic: str, qos) -> None:
+        """Take the messages of `topic`, counting those the middleware lost on the way."""
+        lost = LostMessageCounter(on_lost=lambda n: self._diagnostics.count("lost", n))
+        self.subscription = self._node.create_subscription(msg_type, topic, self.put, qos,
+                                                           **lost.subscription_kwargs())
+
+    def put(self, item) -> None:
+        """Leave `item` for the worker (from a subscription or a capture thread)."""
         self._diagnostics.count("in")
-        if self._mailbox.put(msg):
+        if self._mailbox.put(item):
             self._diagnostics.count("skipped")
 
     def _run(self) -> None:

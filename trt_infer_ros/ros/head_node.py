@@ -64,9 +64,9 @@ class HeadNode(Node):
             self, f"{runner.name} on {runner.device}", HEAD_STAGES,
             expected_rate=lambda: self.get_parameter("expected_rate").value,
             extra_counters={"dropped": "unreadable bundles dropped"})
-        self._bundles = FrameWorker(self, UInt8MultiArray, "features", FEATURES_QOS,
-                                    self._process, self._diagnostics, "head",
+        self._bundles = FrameWorker(self, self._process, self._diagnostics, "head",
                                     enabled=lambda: self._tuning.enabled)
+        self._bundles.subscribe(UInt8MultiArray, "features", FEATURES_QOS)
         self._inline_pub = self.create_publisher(
             String, self._bundles.subscription.topic_name + INLINE_REQUEST_SUFFIX, 10)
         self._image_qos = image_qos(params["qos_reliability"], params["qos_depth"])

@@ -1,0 +1,148 @@
+"""Frames captured inside the node's process (the `source` parameter): the camera image reaches
+the model without crossing DDS.
+
+`source` is opened with OpenCV's VideoCapture:
+- a V4L2 device: `/dev/video0` or a bare index `0`;
+- a GStreamer pipeline (anything with a `!`, ending in appsink), e.g. on a Jetson
+  `nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720 ! nvvidconv !
+  video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1`;
+- a video file or an RTSP/HTTP URL (FFmpeg backend).
+
+A source that cannot be opened, stalls (no frame for `stall_s`) or ends is reported once per
+episode and reopened with a backoff of 1, 2, 4 ... 30 s; the node never dies of it. A video
+file therefore plays again after its end. Each frame carries the capture time as its stamp.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Optional
+
+MAX_BACKOFF_S = 30.0
+
+
+def open_capture(source: str):
+    """An opened cv2.VideoCapture for `source`, or None."""
+    import cv2
+
+    if source.isdigit():
+        capture = cv2.VideoCapture(int(source), cv2.CAP_V4L2)
+    elif "!" in source:
+        capture = cv2.VideoCapture(source, cv2.CAP_GSTREAMER)
+    else:
+        capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        capture.release()
+        return None
+    return capture
+
+
+class CaptureThread:
+    """Reads `source` on its own thread and hands each frame (HxWx3 bgr8, capture time in
+    ns) to `deliver`; reports problems through `report(level, text)`."""
+
+    def __init__(self, source: str, deliver: Callable, report: Callable[[str, str], None],
+                 stall_s: float = 5.0, name: str = "capture") -> None:
+        self.source = source
+        self._deliver = deliver
+        self._report = report
+        self._stall_s = stall_s
+        self._stop = threading.Event()
+        self.frames = 0
+        self.reopened = 0
+        self.state = "opening"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        backoff = 1.0
+        while not self._stop.is_set():
+            capture = open_capture(self.source)
+            if capture is None:
+                self.state = f"cannot open {self.source!r}"
+                self._report("warn", f"capture source {self.source!r} cannot be opened; "
+                                     f"retrying in {backoff:g} s")
+            else:
+                self.state = "capturing"
+                why = self._read_until_trouble(capture)
+                capture.release()
+                if self._stop.is_set():
+                    return
+                self.state = why
+                if self.frames:
+                    backoff = 1.0           # it worked for a while: start the backoff over
+                self._report("warn", f"capture source {self.source!r}: {why}; reopening in "
+                                     f"{backoff:g} s")
+            self.reopened += 1
+            if self._stop.wait(backoff):
+                return
+            backoff = min(backoff * 2.0, MAX_BACKOFF_S)
+
+    def _read_until_trouble(self, capture) -> str:
+        """Deliver frames until the source ends or stalls; returns what happened."""
+        result: dict = {}
+        while not self._stop.is_set():
+            reader = threading.Thread(target=lambda: result.update(zip(
+                ("ok", "frame"), capture.read())), daemon=True)
+            result.clear()
+            reader.start()
+            reader.join(self._stall_s)
+            if reader.is_alive():           # a blocked read: the device or stream stalled
+                return f"no frame for {self._stall_s:g} s (stalled)"
+            if not result.get("ok") or result.get("frame") is None:
+                return "ended or disconnected"
+            self.frames += 1
+            try:
+                self._deliver(result["frame"], time.time_ns())
+            except Exception as err:        # the consumer's problem must not end capture
+                self._report("error", f"captured frame not delivered: {err!r}")
+        return "stopped"
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+
+def camera_info_from_file(path: str):
+    """A sensor_msgs/CameraInfo from a camera_calibration_parsers YAML file (the format
+    camera_calibration writes): image size, camera_name, K, D, R, P, distortion model."""
+    import yaml
+    from sensor_msgs.msg import CameraInfo
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"camera_info_file {path!r} cannot be read: {err}") from None
+    try:
+        info = CameraInfo(width=int(data["image_width"]), height=int(data["image_height"]),
+                          distortion_model=str(data.get("distortion_model", "plumb_bob")))
+        info.k = [float(v) for v in data["camera_matrix"]["data"]]
+        info.d = [float(v) for v in data.get("distortion_coefficients", {}).get("data", [])]
+        info.r = [float(v) for v in data.get("rectification_matrix", {}).get(
+            "data", [1, 0, 0, 0, 1, 0, 0, 0, 1])]
+        info.p = [float(v) for v in data["projection_matrix"]["data"]] \
+            if "projection_matrix" in data else info.k[:3] + [0.0] + info.k[3:6] + [0.0] + \
+            info.k[6:9] + [0.0]
+    except (KeyError, TypeError, ValueError, AssertionError) as err:
+        raise ValueError(f"camera_info_file {path!r} is not a camera calibration file "
+                         f"(image_width, image_height, camera_matrix, ...): {err!r}") from None
+    return info
+
+
+def stamp_of(ns: int):
+    from builtin_interfaces.msg import Time
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def describe(source: str) -> Optional[str]:
+    """Which kind of source `source` names, for the log."""
+    if not source:
+        return None
+    if source.isdigit() or source.startswith("/dev/video"):
+        return "V4L2 device"
+    if "!" in source:
+        return "GStreamer pipeline"
+    if "://" in source:
+        return "stream URL"
+    return "video file"

@@ -1,0 +1,141 @@
+"""Where a node's frames come from: a raw image topic, its compressed form, or a capture source
+inside the process. Each becomes a `Frame` (pixels, encoding, header) for the same worker.
+
+- raw:        sensor_msgs/Image on `image` (zero-copy view of the message).
+- compressed: sensor_msgs/CompressedImage on `<image>/compressed`, image_transport's name for it
+              (the resolved `image` topic, remappings included, plus "/compressed"); JPEG and
+              PNG decoded with OpenCV.
+- capture:    the `source` parameter (see capture.py): frames reach the model without DDS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from trt_infer_ros.ros.capture import CaptureThread, camera_info_from_file, describe, stamp_of
+from trt_infer_ros.ros.image_conversion import (ImageConversionError, array_to_image,
+                                                image_to_array)
+from trt_infer_ros.ros.parameters import ParamSpec
+from trt_infer_ros.ros.qos import image_qos
+
+TRANSPORTS = ("raw", "compressed")
+
+
+@dataclass
+class Frame:
+    image: np.ndarray          # HxW or HxWxC uint8
+    encoding: str              # bgr8, rgb8, mono8, bgra8, rgba8
+    header: object             # std_msgs/Header: the stamp and frame_id detections carry
+
+
+def frame_from(msg) -> Frame:
+    """A Frame from an Image, a CompressedImage or an already captured Frame."""
+    if isinstance(msg, Frame):
+        return msg
+    if hasattr(msg, "format"):                  # sensor_msgs/CompressedImage
+        image, encoding = decode_compressed(msg.format, msg.data)
+        return Frame(image, encoding, msg.header)
+    return Frame(image_to_array(msg), msg.encoding.lower(), msg.header)
+
+
+def decode_compressed(fmt: str, data) -> tuple[np.ndarray, str]:
+    """Pixels and encoding of a JPEG or PNG payload.
+
+    compressed_image_transport writes `format` as "<source encoding>; <codec> compressed
+    <encoded encoding>" (e.g. "rgb8; jpeg compressed bgr8"); OpenCV returns the channels in the
+    encoded order, so that last encoding is the one the pixels have.
+    """
+    import cv2
+
+    buffer = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) else data
+    if buffer.size == 0:
+        raise ImageConversionError("compressed image with no data")
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageConversionError(f"compressed image ({fmt or 'no format'}) is neither "
+                                   "a readable JPEG nor PNG")
+    if image.dtype != np.uint8:
+        raise ImageConversionError(f"compressed image is {image.dtype} ({fmt}); only 8-bit "
+                                   "images are supported")
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    encoded = fmt.split("compressed", 1)[1].strip().lower() if "compressed" in fmt else ""
+    if channels == 1:
+        return image, "mono8"
+    if channels == 3:
+        return image, "rgb8" if encoded == "rgb8" else "bgr8"
+    if channels == 4:
+        return image, "rgba8" if encoded == "rgba8" else "bgra8"
+    raise ImageConversionError(f"compressed image with {channels} channels")
+
+
+def compressed_topic(node, base: str = "image") -> str:
+    """image_transport's compressed topic for `base`: its resolved name plus /compressed."""
+    return node.resolve_topic_name(base).rstrip("/") + "/compressed"
+
+
+INPUT_PARAMETERS = (
+    ParamSpec("source", "", "capture in this process instead of subscribing: a V4L2 device "
+              "(/dev/video0 or 0), a GStreamer pipeline ending in appsink, a video file or an "
+              "RTSP URL; empty subscribes to the image topic", read_only=True),
+    ParamSpec("image_transport", "raw", "raw subscribes to `image`; compressed to "
+              "`<image>/compressed` (JPEG/PNG, image_transport's convention)", read_only=True,
+              choices=TRANSPORTS),
+    ParamSpec("frame_id", "camera", "header.frame_id of captured frames (source set)",
+              read_only=True),
+    ParamSpec("camera_info_file", "", "camera calibration YAML: published as ~/camera_info "
+              "with captured frames while someone subscribes", read_only=True),
+)
+
+
+class FrameInput:
+    """Connects a node's FrameWorker to its frames as the parameters ask, and for captured
+    frames publishes `~/image_raw` (and `~/camera_info`) while someone subscribes."""
+
+    def __init__(self, node, worker, params: dict, qos, diagnostics) -> None:
+        self._node = node
+        self._worker = worker
+        self._diagnostics = diagnostics
+        self._capture = None
+        if params["source"]:
+            self._frame_id = params["frame_id"]
+            self._camera_info = (camera_info_from_file(params["camera_info_file"])
+                                 if params["camera_info_file"] else None)
+            # Reliable depth 1, as a camera driver's raw topic: late is worse than skipped.
+            self._image_pub = node.create_publisher(Image, "~/image_raw", image_qos("reliable", 1))
+            self._info_pub = node.create_publisher(CameraInfo, "~/camera_info", 10)
+            self._capture = CaptureThread(params["source"], self._captured, self._report)
+            self.description = f"{describe(params['source'])} {params['source']!r} (in process)"
+            diagnostics.set_value("source", self.description)
+        elif params["image_transport"] == "compressed":
+            topic = compressed_topic(node)
+            worker.subscribe(CompressedImage, topic, qos)
+            self.description = f"{topic} (compressed)"
+        else:
+            worker.subscribe(Image, "image", qos)
+            self.description = worker.subscription.topic_name
+
+    def _captured(self, image, stamp_ns: int) -> None:
+        header = Header(stamp=stamp_of(stamp_ns), frame_id=self._frame_id)
+        self._worker.put(Frame(image, "bgr8", header))
+        if self._image_pub.get_subscription_count() > 0:
+            self._image_pub.publish(array_to_image(image, "bgr8", header))
+        if self._camera_info is not None and self._info_pub.get_subscription_count() > 0:
+            self._camera_info.header = header
+            self._info_pub.publish(self._camera_info)
+
+    def _report(self, level: str, text: str) -> None:
+        self._diagnostics.set_value("capture", text)
+        logger = self._node.get_logger()
+        (logger.error if level == "error" else logger.warning)(text, throttle_duration_sec=10.0)
+
+    @property
+    def capture_state(self) -> str:
+        return self._capture.state if self._capture else ""
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.stop()
