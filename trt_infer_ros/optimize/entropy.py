@@ -4,7 +4,8 @@ As NVIDIA describes it ("8-bit Inference with TensorRT", GTC 2017): build a 2048
 of |x|; for every candidate i of 128..2048 bins, the reference P is bins [0, i) with everything
 beyond clipped into bin i-1, and the candidate Q is bins [0, i) merged into 128 levels and
 expanded back, each level's count spread evenly over the bins that were non-zero in P. The
-threshold minimises KL(P || Q): amax = (i + 0.5) * bin width.
+threshold minimises KL(P || Q): amax = (i + 0.5) * bin width. The zero bin is given its
+neighbour's count first, as NVIDIA's histogram calibrator (pytorch-quantization) does.
 
 All candidates are evaluated at once from cumulative sums (a loop over i would cost seconds per
 tensor); `test_optimize_calibrate` checks this against the plain loop.
@@ -59,6 +60,11 @@ def entropy_amax(hist: np.ndarray, hist_max: float, levels: int = LEVELS) -> flo
     hist = np.asarray(hist, np.float64)
     if hist.sum() == 0 or hist_max <= 0:
         return float(hist_max)
+    # The first bin holds every exact zero (half of a ReLU output): as counted it dominates both
+    # distributions and drives the threshold down to the first candidate; it is given its
+    # neighbour's count, as NVIDIA's histogram calibrator does.
+    hist = hist.copy()
+    hist[0] = hist[1]
     i, kl = kl_divergences(hist, levels)
     best = int(i[int(np.argmin(kl))])
     width = hist_max / hist.size
