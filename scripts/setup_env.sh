@@ -249,11 +249,18 @@ except metadata.PackageNotFoundError:
     eps = []
 os.makedirs(libdir, exist_ok=True)
 for ep in eps:
-    src, dst = os.path.join(venv, "bin", ep.name), os.path.join(libdir, ep.name)
-    if os.path.exists(src):
-        if os.path.lexists(dst):
-            os.remove(dst)
-        os.symlink(src, dst)
+    in_bin, in_lib = os.path.join(venv, "bin", ep.name), os.path.join(libdir, ep.name)
+    # pip puts console scripts in bin/ (PEP 660 editable) or, via setup.cfg, in lib/<pkg>/
+    # (legacy develop): link whichever is missing to the real one, so both PATH and
+    # `ros2 run` find every command.
+    if os.path.isfile(in_bin) and not os.path.islink(in_bin):
+        if os.path.lexists(in_lib):
+            os.remove(in_lib)
+        os.symlink(in_bin, in_lib)
+    elif os.path.isfile(in_lib):
+        if os.path.lexists(in_bin):
+            os.remove(in_bin)
+        os.symlink(in_lib, in_bin)
 if eps:
     print(f"[setup] entry points: {' '.join(sorted(ep.name for ep in eps))}")
 EOF
