@@ -80,3 +80,66 @@ def run(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(None, {session.get_inputs()[0].name: x})))
+
+
+def tiny_yolo(seed: int = 0, size: int = 64, width: int = 16, classes: int = 2) -> onnx.ModelProto:
+    """A YOLOv8-style detector: input [1,3,size,size] (RGB 0..1), heads at strides 8, 16 and 32
+    (one set of head weights on max-pooled features), output [1, 4+classes, anchors] with
+    cx, cy, w, h in input pixels and sigmoid class scores."""
+    rng = np.random.default_rng(seed)
+    c = width
+
+    def w(*shape, scale=1.0):
+        fan_in = int(np.prod(shape[1:])) or 1
+        return (rng.standard_normal(shape) * scale / np.sqrt(fan_in)).astype(np.float32)
+
+    grids, strides = [], (8, 16, 32)
+    for stride in strides:
+        cells = size // stride
+        ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
+        grids.append(np.stack([(xs.ravel() + 0.5) * stride, (ys.ravel() + 0.5) * stride,
+                               np.full(cells * cells, 2.0 * stride),
+                               np.full(cells * cells, 2.0 * stride)]))
+    grid = np.concatenate(grids, axis=1)
+    anchors = grid.shape[1]
+    inits = {"w0": w(c, 3, 3, 3, scale=2), "b0": w(c, scale=0.1),
+             "w1": w(c, c, 3, 3, scale=2), "b1": w(c, scale=0.1),
+             "wd": w(c, 1, 3, 3, scale=1.5), "w2": w(c, c, 1, 1, scale=1.5),
+             "w3": w(2 * c, c, 3, 3, scale=2), "b3": w(2 * c, scale=0.1),
+             "wbox": w(4, 2 * c, 1, 1), "bbox": np.zeros(4, np.float32),
+             "wcls": w(classes, 2 * c, 1, 1, scale=2), "bcls": np.full(classes, -1.0, np.float32),
+             "box_gain": np.array([6.0, 6.0, 8.0, 8.0], np.float32).reshape(1, 4, 1),
+             "grid": grid.reshape(1, 4, -1).astype(np.float32)}
+    for i, stride in enumerate(strides):
+        cells = (size // stride) ** 2
+        inits[f"box_shape{i}"] = np.array([1, 4, cells], np.int64)
+        inits[f"cls_shape{i}"] = np.array([1, classes, cells], np.int64)
+    relu = [helper.make_node("Relu", [f"a{i}"], [f"r{i}"]) for i in range(4)]
+    nodes = [_conv("c0", "images", "w0", "b0", "a0", strides=[2, 2], pads=[1, 1, 1, 1]), relu[0],
+             _conv("c1", "r0", "w1", "b1", "a1", strides=[2, 2], pads=[1, 1, 1, 1]), relu[1],
+             _conv("dw", "r1", "wd", "", "d0", group=c, pads=[1, 1, 1, 1]),
+             _conv("pw", "d0", "w2", "", "a2"), relu[2],
+             helper.make_node("Add", ["r2", "r1"], ["res"]),
+             _conv("c3", "res", "w3", "b3", "a3", strides=[2, 2], pads=[1, 1, 1, 1]), relu[3],
+             helper.make_node("MaxPool", ["r3"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("MaxPool", ["p1"], ["p2"], kernel_shape=[2, 2], strides=[2, 2])]
+    for i, feature in enumerate(("r3", "p1", "p2")):
+        nodes += [_conv(f"box_head{i}", feature, "wbox", "bbox", f"box_raw{i}"),
+                  _conv(f"cls_head{i}", feature, "wcls", "bcls", f"cls_raw{i}"),
+                  helper.make_node("Reshape", [f"box_raw{i}", f"box_shape{i}"], [f"box_flat{i}"]),
+                  helper.make_node("Reshape", [f"cls_raw{i}", f"cls_shape{i}"], [f"cls_flat{i}"])]
+    nodes += [helper.make_node("Concat", [f"box_flat{i}" for i in range(3)], ["box_all"], axis=2),
+              helper.make_node("Concat", [f"cls_flat{i}" for i in range(3)], ["cls_all"], axis=2),
+              helper.make_node("Mul", ["box_all", "box_gain"], ["box_scaled"]),
+              helper.make_node("Add", ["box_scaled", "grid"], ["boxes"]),
+              helper.make_node("Sigmoid", ["cls_all"], ["scores"]),
+              helper.make_node("Concat", ["boxes", "scores"], ["output0"], axis=1)]
+    graph = helper.make_graph(
+        nodes, "tiny_yolo",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + classes, anchors])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
