@@ -1,0 +1,77 @@
+"""Before/after facts of a model variant: parameters, MACs, file size, CPU latency per frame."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from trt_infer_ros.optimize.simulate import session_for
+
+
+@dataclass
+class ModelFacts:
+    parameters: int              # float weights, counting zeros (pruning to sparsity keeps them)
+    nonzero: int
+    macs: int
+    file_bytes: int
+    latency_ms: Optional[float]  # median onnxruntime CPU time per frame
+    agreement: Optional[dict] = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _parameters(model: onnx.ModelProto) -> tuple[int, int]:
+    total = nonzero = 0
+    for init in model.graph.initializer:
+        if init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
+                              onnx.TensorProto.INT8):
+            value = numpy_helper.to_array(init)
+            if value.ndim >= 1 and value.size > 1:
+                total += value.size
+                nonzero += int(np.count_nonzero(value))
+    return total, nonzero
+
+
+def cpu_latency_ms(model: onnx.ModelProto, tensor: np.ndarray, runs: int = 20,
+                   warmup: int = 3) -> float:
+    session = session_for(model, ["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: tensor.astype(np.float32)}
+    for _ in range(warmup):
+        session.run(None, feed)
+    times = []
+    for _ in range(max(runs, 1)):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
+def measure(model: onnx.ModelProto, tensor: Optional[np.ndarray] = None, runs: int = 20,
+            agreement=None) -> ModelFacts:
+    from trt_infer_ros.measure.ops_count import count_macs  # noqa: PLC0415
+    total, nonzero = _parameters(model)
+    macs = sum(layer.macs for layer in count_macs(model).layers)
+    latency = cpu_latency_ms(model, tensor, runs) if tensor is not None and runs > 0 else None
+    return ModelFacts(total, nonzero, int(macs), len(model.SerializeToString()), latency,
+                      agreement.as_dict() if agreement is not None else None)
+
+
+def change(before: ModelFacts, after: ModelFacts) -> str:
+    def pct(a, b):
+        return f"{(b - a) / a * 100:+.1f} %" if a else "n/a"
+    lines = [f"parameters {before.parameters:,} -> {after.parameters:,} "
+             f"({pct(before.parameters, after.parameters)}); nonzero {before.nonzero:,} -> "
+             f"{after.nonzero:,} ({pct(before.nonzero, after.nonzero)})",
+             f"MACs {before.macs / 1e9:.3f} G -> {after.macs / 1e9:.3f} G "
+             f"({pct(before.macs, after.macs)})",
+             f"file {before.file_bytes / 1e6:.2f} MB -> {after.file_bytes / 1e6:.2f} MB "
+             f"({pct(before.file_bytes, after.file_bytes)})"]
+    if before.latency_ms and after.latency_ms:
+        lines.append(f"CPU latency (onnxruntime) {before.latency_ms:.1f} ms -> "
+                     f"{after.latency_ms:.1f} ms ({pct(before.latency_ms, after.latency_ms)})")
+    return "\n".join(lines)

@@ -1,0 +1,92 @@
+"""Quantization-aware training: the model learns weights that survive INT8.
+
+Each quantizable layer (layers.py) sees its weight fake-quantized per output channel
+(symmetric, scale = max |w| / 127 of the current weights, as qdq.py writes them) and its input
+activation fake-quantized per tensor (symmetric, scale from calibration, optionally learned).
+Rounding passes the gradient straight through (x + (round(x) - x) held constant); values
+clipped at the range ends get no gradient, and a learned scale gets the gradient of
+scale * clip(round(x / scale)) with respect to the scale. Fine-tuned by distillation, the result
+is written by qdq.build_model as the Q/DQ ONNX TensorRT's explicit quantization builds.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import onnx
+
+from trt_infer_ros.optimize.layers import Layer, quantizable_layers
+from trt_infer_ros.optimize.qdq import activation_scale, build_model
+from trt_infer_ros.optimize.quantize import QuantSpec
+from trt_infer_ros.optimize.trainable import TrainableModel, with_weights
+
+INT8 = QuantSpec(8, True)
+
+
+def round_ste(x):
+    """round(x) forward, identity backward."""
+    return x + (x.round() - x).detach()
+
+
+def fake_quant(x, scale, spec: QuantSpec = INT8):
+    return round_ste(x / scale).clip(spec.qmin, spec.qmax) * scale
+
+
+def fake_quant_weight(weight, axis: int, spec: QuantSpec = INT8):
+    """Per-channel symmetric fake quantization along `axis` (scales from the current weights)."""
+    others = tuple(i for i in range(weight.ndim) if i != axis)
+    amax = weight.abs().max(axis=others, keepdim=True).detach()
+    scale = (amax == 0).where(1.0, amax / spec.qmax)
+    return fake_quant(weight, scale, spec)
+
+
+class QatModel:
+    """Installs fake quantization on a TrainableModel; exports the Q/DQ ONNX."""
+
+    def __init__(self, model: onnx.ModelProto, activation_amax: dict[str, float],
+                 learn_scales: bool = False, targets=None):
+        from tinygrad import Tensor  # noqa: PLC0415
+        self.model = model
+        self.layers: list[Layer] = quantizable_layers(model)
+        self.trainable = TrainableModel(model, targets)
+        missing = [l.activation for l in self.layers if l.activation not in activation_amax]
+        if missing:
+            raise KeyError(f"no calibrated range for {missing[0]!r}")
+        self.weight_axis = {l.weight: l.axis for l in self.layers}
+        self.scales = {l.activation: Tensor([activation_scale(activation_amax[l.activation])])
+                       for l in self.layers}
+        self.learn_scales = learn_scales
+        if learn_scales:
+            self.trainable.params.update({f"{name}::scale": s for name, s in self.scales.items()})
+        self.trainable.weight_hook = self._weight
+        self.trainable.input_hook = self._input
+
+    def _weight(self, name, tensor):
+        if name in self.weight_axis:
+            return fake_quant_weight(tensor, self.weight_axis[name])
+        return tensor
+
+    def _input(self, node, name, tensor):
+        scale = self.scales.get(name)
+        if scale is None:
+            return tensor
+        return fake_quant(tensor, scale.abs() + 1e-12)
+
+    def amax(self) -> dict[str, float]:
+        return {name: float(abs(s.numpy()[0])) * 127.0 for name, s in self.scales.items()}
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The float weights (qdq.build_model quantizes them with the same per-channel math)."""
+        return {k: v for k, v in self.trainable.raw_state().items() if "::" not in k}
+
+    def export(self) -> onnx.ModelProto:
+        plan = {layer.name: "int8" for layer in self.layers}
+        return build_model(with_weights(self.model, self.weights()), self.layers, plan,
+                           self.amax())
+
+
+def ptq_model(model: onnx.ModelProto, activation_amax: dict[str, float],
+              layers: Optional[list[Layer]] = None) -> onnx.ModelProto:
+    """The simulated post-training INT8 model (every quantizable layer in INT8)."""
+    layers = layers or quantizable_layers(model)
+    return build_model(model, layers, {layer.name: "int8" for layer in layers}, activation_amax)
