@@ -2,6 +2,7 @@
 
   trt_infer_ros_bench [graph] [--graph detector|split] [--rate 10] [--frames 100] ...
   trt_infer_ros_bench compare [--frames 50] [--variant LABEL=BACKEND:PATH[:DEVICE]] ...
+  trt_infer_ros_bench transport [--sizes 640x480,...] [--transports DEFAULT,LARGE_DATA,SHM] ...
 
 graph: starts the graph's nodes as their own processes (the console commands, unchanged),
 plays a fixed set of frames at the camera's rate and reports latency p50/p90/p99/max, the
@@ -402,6 +403,9 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "compare":
         return run_compare(compare_parser().parse_args(argv[1:]))
+    if argv and argv[0] == "transport":
+        from trt_infer_ros.bench import transport
+        return transport.run(transport.parser().parse_args(argv[1:]))
     if argv and argv[0] == "graph":
         argv = argv[1:]
     return run_graph(graph_parser().parse_args(argv))

@@ -1,0 +1,231 @@
+"""trt_infer_ros_bench transport: sensor_msgs/Image between two Python processes.
+
+  trt_infer_ros_bench transport [--sizes 640x480,1280x720,1920x1080,3840x2160]
+      [--encodings bgr8,mono8] [--transports DEFAULT,LARGE_DATA,SHM]
+      [--reliability reliable,best_effort] [--frames 30] [--burst-s 1.0] [--output DIR]
+
+For each Fast DDS transport (FASTDDS_BUILTIN_TRANSPORTS, set on both processes) an echo process
+answers every image with a small std_msgs/Header (the image's stamp, and its own receive time in
+frame_id), and a sender process measures, per size x encoding x reliability:
+- one-way latency: echo receive time - image stamp (same host clock), p50 and p90;
+- round trip: image published -> its answer received (one image in flight), p50 and p90;
+- delivered rate: images published back to back for --burst-s, answers per second, and the
+  fraction never answered (lost, or for best effort dropped by the transport).
+Writes transport.json and prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ECHO = "echo"
+SENDER = "sender"
+READY = "transport-bench-ready"
+
+
+def _qos(reliability: str, depth: int):
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      durability=DurabilityPolicy.VOLATILE,
+                      reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable"
+                      else ReliabilityPolicy.BEST_EFFORT)
+
+
+def run_echo(reliabilities: list) -> None:
+    """Answer each image on /transport_bench/<reliability>/image with a Header."""
+    import rclpy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    rclpy.init()
+    node = rclpy.create_node("transport_bench_echo")
+    for rel in reliabilities:
+        ack = node.create_publisher(Header, f"/transport_bench/{rel}/ack", _qos("reliable", 100))
+
+        def answer(msg: Image, ack=ack) -> None:
+            ack.publish(Header(stamp=msg.header.stamp, frame_id=str(time.time_ns())))
+        node.create_subscription(Image, f"/transport_bench/{rel}/image", answer, _qos(rel, 5))
+    print(READY, flush=True)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, Exception):
+        pass
+    finally:
+        rclpy.try_shutdown()
+
+
+def run_sender(sizes: list, encodings: list, reliabilities: list, frames: int,
+               burst_s: float) -> None:
+    """Measure every combination; print one JSON line per combination."""
+    import threading
+
+    import numpy as np
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    rclpy.init()
+    node = rclpy.create_node("transport_bench_sender")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    acks: list = []
+    arrived = threading.Event()
+
+    def on_ack(msg: Header) -> None:
+        acks.append((time.time_ns(), msg))
+        arrived.set()
+
+    for rel in reliabilities:
+        pub = node.create_publisher(Image, f"/transport_bench/{rel}/image", _qos(rel, 5))
+        node.create_subscription(Header, f"/transport_bench/{rel}/ack", on_ack,
+                                 _qos("reliable", 100))
+        deadline = time.monotonic() + 20
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for size in sizes:
+            width, height = (int(v) for v in size.split("x"))
+            for encoding in encodings:
+                channels = 3 if encoding == "bgr8" else 1
+                msg = Image(width=width, height=height, encoding=encoding,
+                            step=width * channels)
+                msg.data = np.random.default_rng(0).integers(
+                    0, 255, width * height * channels, np.uint8).tobytes()
+                print(json.dumps(_measure(pub, msg, acks, arrived, frames, burst_s,
+                                          dict(size=size, encoding=encoding, reliability=rel))),
+                      flush=True)
+    executor.shutdown(timeout_sec=2.0)       # the spinning thread ends before rclpy does
+    spinner.join(timeout=2.0)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def _stamp(ns: int):
+    from builtin_interfaces.msg import Time
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def _measure(pub, msg, acks, arrived, frames, burst_s, row: dict) -> dict:
+    import numpy as np
+
+    one_way, round_trip, lost = [], [], 0
+    for _ in range(frames + 3):                    # the first 3 warm the path up
+        acks.clear()
+        arrived.clear()
+        sent = time.time_ns()
+        msg.header.stamp = _stamp(sent)
+        if not _publish(pub, msg) or not arrived.wait(1.0):
+            lost += 1
+            continue
+        back, ack = acks[0]
+        one_way.append((int(ack.frame_id) - sent) / 1e6)
+        round_trip.append((back - sent) / 1e6)
+    one_way, round_trip = one_way[3:], round_trip[3:]
+    acks.clear()
+    sent_n, refused, start = 0, 0, time.monotonic()
+    while time.monotonic() - start < burst_s:
+        msg.header.stamp = _stamp(time.time_ns())
+        if _publish(pub, msg):
+            sent_n += 1
+        else:
+            refused += 1
+    elapsed = time.monotonic() - start
+    time.sleep(0.5)                                # answers still on their way
+    answered = len(acks)
+    q = lambda xs, p: round(float(np.percentile(xs, p)), 3) if xs else None  # noqa: E731
+    row.update(one_way_p50_ms=q(one_way, 50), one_way_p90_ms=q(one_way, 90),
+               round_trip_p50_ms=q(round_trip, 50), round_trip_p90_ms=q(round_trip, 90),
+               single_lost=lost, burst_refused=refused,
+               burst_sent_hz=round(sent_n / elapsed, 1),
+               delivered_hz=round(answered / elapsed, 1),
+               burst_lost_fraction=round(1 - min(answered, sent_n) / max(sent_n, 1), 3))
+    return row
+
+
+def _publish(pub, msg) -> bool:
+    """False when the middleware refuses the sample (its buffers are full)."""
+    try:
+        pub.publish(msg)
+        return True
+    except Exception:
+        return False
+
+
+def _child(role: str, transport: str, args: list) -> subprocess.Popen:
+    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS=transport, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "trt_infer_ros.bench.transport", role]
+                            + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+def run(args) -> int:
+    """The whole matrix; returns the exit status."""
+    reliabilities = args.reliability.split(",")
+    rows = []
+    for transport in args.transports.split(","):
+        echo = _child(ECHO, transport, reliabilities)
+        try:
+            if echo.stdout.readline().strip() != READY:
+                print(f"transport {transport}: echo process did not start: "
+                      f"{echo.stderr.read()[-500:]}", file=sys.stderr)
+                return 1
+            sender = _child(SENDER, transport, [args.sizes, args.encodings, args.reliability,
+                                                str(args.frames), str(args.burst_s)])
+            out, err = sender.communicate(timeout=args.timeout_s)
+            if sender.returncode != 0:
+                print(f"transport {transport}: sender failed: {err[-500:]}", file=sys.stderr)
+                return 1
+            for line in out.splitlines():
+                row = json.loads(line)
+                row["transport"] = transport
+                rows.append(row)
+                print(_row_text(row), flush=True)
+        finally:
+            echo.terminate()
+            echo.wait(timeout=10)
+    out_dir = Path(args.output or "bench_output/transport")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "transport.json").write_text(json.dumps(rows, indent=1))
+    print(f"wrote {out_dir / 'transport.json'}")
+    return 0
+
+
+def _row_text(r: dict) -> str:
+    return (f"{r['transport']:<10} {r['reliability']:<11} {r['size']:>9} {r['encoding']:<5} "
+            f"one-way {r['one_way_p50_ms']} ms (p90 {r['one_way_p90_ms']}), round trip "
+            f"{r['round_trip_p50_ms']} ms (p90 {r['round_trip_p90_ms']}), "
+            f"{r['delivered_hz']} Hz delivered of {r['burst_sent_hz']} sent "
+            f"({100 * r['burst_lost_fraction']:.0f}% lost)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trt_infer_ros_bench transport", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="640x480,1280x720,1920x1080,3840x2160")
+    p.add_argument("--encodings", default="bgr8,mono8")
+    p.add_argument("--transports", default="DEFAULT,LARGE_DATA,SHM")
+    p.add_argument("--reliability", default="reliable,best_effort")
+    p.add_argument("--frames", type=int, default=30, help="single frames per combination")
+    p.add_argument("--burst-s", type=float, default=1.0, help="back-to-back publishing time")
+    p.add_argument("--timeout-s", type=float, default=900.0)
+    p.add_argument("--output", default=None)
+    return p
+
+
+if __name__ == "__main__":
+    role = sys.argv[1] if len(sys.argv) > 1 else ""
+    if role == ECHO:
+        run_echo(sys.argv[2:])
+    elif role == SENDER:
+        sizes, encodings, rels, frames, burst = sys.argv[2:7]
+        run_sender(sizes.split(","), encodings.split(","), rels.split(","), int(frames),
+                   float(burst))
+    else:
+        raise SystemExit(run(parser().parse_args()))
