@@ -33,6 +33,7 @@ setup(
             f"head_node = {PACKAGE}.ros.entry_points:head_node",
             f"engine_builder_node = {PACKAGE}.ros.engine_builder_node:main",
             f"trt_infer_ros_int8 = {PACKAGE}.optimize.cli:main",
+            f"trt_infer_ros_compress = {PACKAGE}.optimize.compress_cli:main",
             f"trt_infer_ros_bench = {PACKAGE}.bench.cli:main",
             f"trt_infer_ros_plot = {PACKAGE}.bench.plot_cli:main",
         ],

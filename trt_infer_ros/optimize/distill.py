@@ -105,8 +105,11 @@ def _loss_terms(student_out: dict, teacher_out: list, names: Sequence[str], weig
 
 def distill(teacher: onnx.ModelProto, student: TrainableModel, train_frames: Sequence,
             judge: Judge, config: DistillConfig = DistillConfig(),
-            log: Callable[[str], None] = LOG.info, progress: bool = True) -> DistillResult:
-    """Fine-tune `student` (in place) towards `teacher` on `train_frames`; measure with `judge`."""
+            log: Callable[[str], None] = LOG.info, progress: bool = True,
+            export: Optional[Callable[[], onnx.ModelProto]] = None) -> DistillResult:
+    """Fine-tune `student` (in place) towards `teacher` on `train_frames`; measure with `judge`
+    the model `export` writes (default: the student's weights in its ONNX)."""
+    export = export or student.to_onnx
     from tinygrad import Tensor, TinyJit  # noqa: PLC0415
     from tinygrad.helpers import Context, tqdm  # noqa: PLC0415
     from tinygrad.nn.optim import Adam  # noqa: PLC0415
@@ -144,7 +147,7 @@ def distill(teacher: onnx.ModelProto, student: TrainableModel, train_frames: Seq
         return loss.realize(*optimizer.schedule_step())
 
     step = TinyJit(train_step) if config.jit else train_step
-    before = judge.agreement(student.to_onnx())
+    before = judge.agreement(export())
     log(f"before fine-tuning: {before}")
     best_state, best_value, best_epoch = student.raw_state(), before.map50_95, 0
     good_state = best_state
@@ -175,7 +178,7 @@ def distill(teacher: onnx.ModelProto, student: TrainableModel, train_frames: Seq
             log(result.stopped)
             student.load_state(good_state)
             break
-        agreement = judge.agreement(student.to_onnx())
+        agreement = judge.agreement(export())
         seconds = time.monotonic() - start
         result.history.append(EpochRecord(epoch, mean, agreement.as_dict(), round(seconds, 1)))
         log(f"epoch {epoch}: loss {mean:.5f}, held-out agreement {agreement} ({seconds:.0f} s)")
@@ -184,5 +187,5 @@ def distill(teacher: onnx.ModelProto, student: TrainableModel, train_frames: Seq
             best_state, best_value, best_epoch = good_state, agreement.map50_95, epoch
     student.load_state(best_state)
     result.best_epoch = best_epoch
-    result.after = judge.agreement(student.to_onnx()) if best_epoch else before
+    result.after = judge.agreement(export()) if best_epoch else before
     return result

@@ -53,11 +53,13 @@ class QatModel:
         if missing:
             raise KeyError(f"no calibrated range for {missing[0]!r}")
         self.weight_axis = {l.weight: l.axis for l in self.layers}
-        self.scales = {l.activation: Tensor([activation_scale(activation_amax[l.activation])])
-                       for l in self.layers}
+        # scales are trained as logarithms: Adam's step is then relative to the scale
+        self.log_scales = {l.activation: Tensor([float(np.log(activation_scale(
+            activation_amax[l.activation])))]) for l in self.layers}
         self.learn_scales = learn_scales
         if learn_scales:
-            self.trainable.params.update({f"{name}::scale": s for name, s in self.scales.items()})
+            self.trainable.params.update({f"{name}::log_scale": s
+                                          for name, s in self.log_scales.items()})
         self.trainable.weight_hook = self._weight
         self.trainable.input_hook = self._input
 
@@ -67,13 +69,13 @@ class QatModel:
         return tensor
 
     def _input(self, node, name, tensor):
-        scale = self.scales.get(name)
-        if scale is None:
+        log_scale = self.log_scales.get(name)
+        if log_scale is None:
             return tensor
-        return fake_quant(tensor, scale.abs() + 1e-12)
+        return fake_quant(tensor, log_scale.exp())
 
     def amax(self) -> dict[str, float]:
-        return {name: float(abs(s.numpy()[0])) * 127.0 for name, s in self.scales.items()}
+        return {name: float(np.exp(s.numpy()[0])) * 127.0 for name, s in self.log_scales.items()}
 
     def weights(self) -> dict[str, np.ndarray]:
         """The float weights (qdq.build_model quantizes them with the same per-channel math)."""
@@ -81,12 +83,22 @@ class QatModel:
 
     def export(self) -> onnx.ModelProto:
         plan = {layer.name: "int8" for layer in self.layers}
-        return build_model(with_weights(self.model, self.weights()), self.layers, plan,
-                           self.amax())
+        return without_unused(build_model(with_weights(self.model, self.weights()), self.layers,
+                                          plan, self.amax()))
+
+
+def without_unused(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop initializers no node reads (the float weights the int8 copies replaced)."""
+    used = {i for n in model.graph.node for i in n.input}
+    kept = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return model
 
 
 def ptq_model(model: onnx.ModelProto, activation_amax: dict[str, float],
               layers: Optional[list[Layer]] = None) -> onnx.ModelProto:
     """The simulated post-training INT8 model (every quantizable layer in INT8)."""
     layers = layers or quantizable_layers(model)
-    return build_model(model, layers, {layer.name: "int8" for layer in layers}, activation_amax)
+    return without_unused(build_model(model, layers, {layer.name: "int8" for layer in layers},
+                                      activation_amax))
