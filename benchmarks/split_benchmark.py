@@ -7,9 +7,11 @@
 handoff: for the bundled CenterNet cut (its real feature shapes) and a YOLOv8n-shaped P3/P4/P5
 cut, a producer process hands frames to a consumer process over real DDS (rclpy, reliable,
 depth 2) at 10 Hz; per frame the time from "the backbone has its outputs" to "the head holds
-numpy arrays of them" (CLOCK_MONOTONIC is shared by processes). inline = encode + DDS + decode;
-shared memory = ring write + handle over DDS + lease; "after outputs" = the same minus the copy
-into the slot (a runner writing into the slot directly).
+numpy arrays of them" (CLOCK_MONOTONIC is shared by processes). inline = encode + DDS + decode.
+shared memory: the runner's outputs are already in a leased slot (it wrote them there), so the
+hand-off is slot acquire + commit and handle header (producer) + decode, lease, views and
+release (consumer), and the handle message's trip through rclpy and DDS. The floor is that trip
+alone: a message of the handle's length with no tensors, which any message pays.
 
 throughput: the same photos through (a) DetectionPipeline, onnxruntime with 2 threads, and (b)
 BackboneStage (1 thread) and HeadStage (1 thread) in two processes joined by the ring, at most
@@ -40,12 +42,17 @@ def centernet_shapes() -> dict:
 def _stats(ms: list) -> dict:
     ms = sorted(ms)
     return {"n": len(ms), "median_ms": round(statistics.median(ms), 3),
-            "p10_ms": round(ms[len(ms) // 10], 3), "p90_ms": round(ms[len(ms) * 9 // 10], 3)}
+            "p10_ms": round(ms[len(ms) // 10], 3), "p90_ms": round(ms[len(ms) * 9 // 10], 3),
+            "max_ms": round(ms[-1], 3)}
+
+
+def _cell(stats: dict) -> str:
+    return f"{stats['median_ms']:.3f} [{stats['p10_ms']:.3f}..{stats['p90_ms']:.3f}]"
 
 
 # --- hand-off ---------------------------------------------------------------------------------
 
-def _consumer(domain, ready, results, frames):
+def _consumer(domain, ready, results, frames, mode):
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import UInt8MultiArray
@@ -56,36 +63,50 @@ def _consumer(domain, ready, results, frames):
     node = rclpy.create_node("handoff_consumer", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    receiver, times = FeatureReceiver(), []
+    receiver, got = FeatureReceiver(), {}
 
     def on_msg(msg):
-        with receiver.open(memoryview(msg.data)) as r:
-            assert r.arrays
-            sent = r.bundle.stamp[0] * 1_000_000_000 + r.bundle.stamp[1]
-            times.append((time.monotonic_ns() - sent) / 1e6)
+        arrived = time.monotonic_ns()
+        if mode == "floor":              # no bundle: send time and sequence in 16 bytes
+            sent, seq = np.frombuffer(msg.data, "<u8", 2)
+            got[int(seq)] = {"arrived": arrived, "sent": int(sent)}
+            return
+        t0 = time.perf_counter_ns()
+        r = receiver.open(memoryview(msg.data))
+        opened = time.perf_counter_ns()
+        first = next(iter(r.arrays.values()))
+        marker = float(first.flat[0])     # the head reads the tensors here
+        t1 = time.perf_counter_ns()
+        r.close()
+        closed = time.perf_counter_ns()
+        got[r.bundle.seq] = {"arrived": arrived, "lease_ms": ((opened - t0) + (closed - t1)) / 1e6,
+                             "done": time.monotonic_ns(), "marker": marker}
 
     node.create_subscription(UInt8MultiArray, "features", on_msg, FEATURES_QOS)
     ready.set()
-    deadline = time.monotonic() + 60
-    while len(times) < frames and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120
+    while len(got) < frames and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.1)
-    results.put(times)
+    results.put(got)
     receiver.close()
     node.destroy_node()
     rclpy.shutdown(context=context)
 
 
 def handoff(shapes: dict, mode: str, frames: int = 40, domain: int = 77) -> dict:
+    """mode "inline": the bytes in the message; "shm": the runner's outputs already in a leased
+    slot, only the handle travels; "floor": a message as long as that handle, no tensors."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import UInt8MultiArray
     from trt_infer_ros.models.spec import ImageTransform
     from trt_infer_ros.ros.feature_messages import to_message
     from trt_infer_ros.ros.feature_qos import FEATURES_QOS
+    from trt_infer_ros.transport.bundle import TensorSpec
     from trt_infer_ros.transport.sender import FeatureSender
     ctx = mp.get_context("spawn")
     ready, results = ctx.Event(), ctx.Queue()
-    consumer = ctx.Process(target=_consumer, args=(domain, ready, results, frames))
+    consumer = ctx.Process(target=_consumer, args=(domain, ready, results, frames, mode))
     consumer.start()
     ready.wait(60)
     context = rclpy.Context()
@@ -97,28 +118,64 @@ def handoff(shapes: dict, mode: str, frames: int = 40, domain: int = 77) -> dict
     while pub.get_subscription_count() == 0:
         executor.spin_once(timeout_sec=0.05)
     time.sleep(0.5)
-    sender = FeatureSender("shared_memory" if mode == "shm" else "inline", 4, lambda _: None)
+    sender = FeatureSender("inline" if mode == "inline" else "shared_memory", 4, lambda _: None)
     arrays = {k: np.random.default_rng(0).random(s, np.float32) for k, s in shapes.items()}
+    specs = {k: TensorSpec(a.shape, a.dtype) for k, a in arrays.items()}
     transform = ImageTransform(1.0, 1.0, 0.0, 0.0, 640, 640)
-    copy_ms = []
-    for _ in range(frames + 5):
-        t = time.monotonic_ns()
-        bundle = sender.encode((t // 1_000_000_000, t % 1_000_000_000), "", transform, arrays)
-        if mode == "shm":
-            copy_ms.append((time.monotonic_ns() - t) / 1e6)
+    # the handle's length, for the floor message
+    handle_len = len(sender.frame(specs).bundle((0, 0), "", transform, arrays))
+    sent = {}
+    for seq in range(2, frames + 7):
+        t0 = time.monotonic_ns()
+        if mode == "inline":
+            bundle = sender.encode((0, 0), "", transform, arrays)
+            row = {"start": t0}
+        elif mode == "shm":
+            with sender.frame(specs) as out:
+                t1 = time.monotonic_ns()
+                out.arrays[next(iter(specs))].flat[0] = seq     # the runner writes here
+                t2 = time.monotonic_ns()
+                bundle = out.bundle((0, 0), "", transform, out.arrays)
+            t3 = time.monotonic_ns()
+            row = {"start": t0, "acquire_ms": (t1 - t0) / 1e6, "commit_ms": (t3 - t2) / 1e6,
+                   "published": t3}
+        else:
+            bundle = bytearray(handle_len)
+            bundle[:16] = np.array([t0, seq], "<u8").tobytes()
+            row = {"published": t0}
+        sent[seq] = row
         pub.publish(to_message(bundle))
         executor.spin_once(timeout_sec=0.1)
-    times = results.get(timeout=60)
+    got = results.get(timeout=120)
     consumer.join(10)
+    copy_ms = []
+    if mode == "shm":
+        # what runners that cannot write into a slot pay: one copy of their outputs
+        for _ in range(20):
+            t = time.perf_counter_ns()
+            sender.encode((0, 0), "", transform, arrays)
+            copy_ms.append((time.perf_counter_ns() - t) / 1e6)
     sender.close()
     node.destroy_node()
     rclpy.shutdown(context=context)
-    out = {"mode": mode, "bytes": int(sum(a.nbytes for a in arrays.values())), **_stats(times)}
-    if mode == "shm":
-        # the ring write is a copy a runner writing into the slot would not make
-        out["write_ms_median"] = round(statistics.median(copy_ms), 3)
-        out["after_outputs_median_ms"] = round(statistics.median(times) -
-                                               statistics.median(copy_ms), 3)
+    out = {"mode": mode, "bytes": int(sum(a.nbytes for a in arrays.values())),
+           "message_bytes": handle_len if mode != "inline" else None}
+    rows = [(sent[k], v) for k, v in got.items() if k in sent]
+    if mode == "shm":        # every frame the consumer read was the one its handle named
+        assert all(v["marker"] == k for k, v in got.items() if k in sent)
+    if mode == "inline":
+        out["total"] = _stats([(g["done"] - s["start"]) / 1e6 for s, g in rows])
+    elif mode == "floor":
+        out["dds"] = _stats([(g["arrived"] - s["published"]) / 1e6 for s, g in rows])
+    else:
+        out["slot_acquire_lease_header"] = _stats(
+            [s["acquire_ms"] + s["commit_ms"] + g["lease_ms"] for s, g in rows])
+        out["acquire"] = _stats([s["acquire_ms"] for s, _ in rows])
+        out["commit_header"] = _stats([s["commit_ms"] for s, _ in rows])
+        out["lease"] = _stats([g["lease_ms"] for _, g in rows])
+        out["dds"] = _stats([(g["arrived"] - s["published"]) / 1e6 for s, g in rows])
+        out["total"] = _stats([(g["done"] - s["start"]) / 1e6 for s, g in rows])
+        out["copy_into_slot"] = _stats(copy_ms)
     return out
 
 
@@ -220,14 +277,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("handoff", "throughput", "all"))
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--frames", type=int, default=40, help="hand-off frames per mode")
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     report = {}
     if args.what in ("handoff", "all"):
-        for name, shapes in (("centernet", centernet_shapes()), ("yolov8n", YOLO_SHAPES)):
-            for mode in ("inline", "shm"):
-                report[f"handoff_{name}_{mode}"] = r = handoff(shapes, mode)
+        cuts = (("centernet", centernet_shapes()), ("yolov8n", YOLO_SHAPES))
+        for name, shapes in cuts:
+            for mode in ("inline", "shm", "floor"):
+                report[f"handoff_{name}_{mode}"] = r = handoff(shapes, mode, args.frames)
                 print(f"{name:9s} {mode:6s} {json.dumps(r)}", flush=True)
+        rows = [("inline bytes over DDS, total", "inline", "total"),
+                ("shared memory, total", "shm", "total"),
+                ("  slot acquire + lease + header", "shm", "slot_acquire_lease_header"),
+                ("  handle message over DDS", "shm", "dds"),
+                ("DDS floor: same-size message, no tensors", "floor", "dds"),
+                ("copy into a slot (runners that cannot write there)", "shm", "copy_into_slot")]
+        print(f"\n{'hand-off per frame, ms, median [p10..p90]':52s} " +
+              " ".join(f"{n:>24s}" for n, _ in cuts))
+        for label, mode, key in rows:
+            print(f"{label:52s} " + " ".join(
+                f"{_cell(report[f'handoff_{n}_{mode}'][key]):>24s}" for n, _ in cuts))
     if args.what in ("throughput", "all"):
         report["throughput"] = throughput(args.seconds)
         print(json.dumps(report["throughput"], indent=1), flush=True)

@@ -11,6 +11,7 @@ import pytest
 from trt_infer_ros.models.spec import ImageTransform
 from trt_infer_ros.transport import bundle as wire
 from trt_infer_ros.transport.receiver import FeatureReceiver
+from trt_infer_ros.transport.sender import FeatureSender
 from trt_infer_ros.transport.shm_ring import (ForeignHandle, RingFull, ShmRingReader,
                                               ShmRingWriter, StaleHandle)
 
@@ -199,3 +200,100 @@ def test_a_fast_writer_never_overwrites_a_slot_a_slow_reader_holds():
         if producer.is_alive():
             producer.kill()
     assert producer.exitcode == 0
+
+
+def test_a_reserved_slot_is_written_in_place_and_published_only_on_commit():
+    arrays = {"a": sample("f4", (2, 3, 4)), "b": sample("i2", (5,))}
+    infos, size = wire.plan_layout(arrays)
+    writer, reader = ShmRingWriter(2, size), ShmRingReader()
+    try:
+        with writer.reserve(infos) as slot:
+            for name, view in slot.arrays.items():
+                assert np.shares_memory(view, writer.slot_memory(slot.slot))
+                view[...] = arrays[name]
+            location = slot.commit()
+        with reader.lease(location, infos) as lease:
+            for name in arrays:
+                np.testing.assert_array_equal(lease.arrays[name], arrays[name])
+        with writer.reserve(infos) as abandoned:          # e.g. the runner failed
+            pass
+        gone = dict(location, slot=abandoned.slot, slot_seq=location["slot_seq"] + 1)
+        with pytest.raises(StaleHandle):
+            reader.lease(gone, infos)
+        # a reserved slot counts as busy: with the other one leased the ring is full
+        with reader.lease(location, infos), writer.reserve(infos):
+            with pytest.raises(RingFull):
+                writer.reserve(infos)
+    finally:
+        writer.close()
+        reader.close()
+
+
+@pytest.fixture(scope="module")
+def split_model(tmp_path_factory):
+    from trt_infer_ros.engine.split_cache import split_files
+    from trt_infer_ros.resources import default_model_path
+    model = default_model_path()
+    if not model.is_file():
+        pytest.skip("bundled model missing")
+    return str(model), split_files(str(model), [], str(tmp_path_factory.mktemp("split")))
+
+
+def test_the_backbone_writes_into_the_slot_and_detections_match_the_whole_model(split_model):
+    import cv2
+
+    from trt_infer_ros.backends.onnxruntime_runner import OnnxRuntimeRunner
+    from trt_infer_ros.models.registry import create_adapter
+    from trt_infer_ros.pipeline.detector import DetectionPipeline
+    from trt_infer_ros.pipeline.split import BackboneStage, HeadStage
+    from trt_infer_ros.resources import sample_images_dir
+
+    model, files = split_model
+    backbone = BackboneStage(create_adapter("auto", model), OnnxRuntimeRunner(files.backbone))
+    head = HeadStage(create_adapter("auto", model), OnnxRuntimeRunner(files.head),
+                     input_names=list(files.cut_tensors))
+    whole = DetectionPipeline(create_adapter("auto", model), OnnxRuntimeRunner(model))
+    sender, receiver = FeatureSender("shared_memory", 3, lambda _: None), FeatureReceiver()
+    photos = sorted(sample_images_dir().glob("*.jpg"))[:2]
+    try:
+        for path in photos:
+            image = cv2.imread(str(path))
+            plain, _ = backbone(image, "bgr8")          # also learns the output layout
+            with sender.frame(backbone.output_specs) as out:
+                features, transform = backbone(image, "bgr8", out.arrays)
+                slot = out.slot.slot
+                bundle = out.bundle((1, 2), "cam", transform, features)
+            memory = sender.ring.slot_memory(slot)
+            for name, a in features.items():
+                assert np.shares_memory(a, memory), f"{name} was not written into the slot"
+                np.testing.assert_array_equal(a, plain[name])
+            with receiver.open(bundle) as received:
+                assert received.bundle.kind == "shm"
+                split = head(received.arrays, received.bundle.transform)
+            expected = whole(image, "bgr8")
+            np.testing.assert_array_equal(split.class_ids, expected.class_ids)
+            np.testing.assert_allclose(split.scores, expected.scores, atol=1e-6)
+            np.testing.assert_allclose(split.boxes, expected.boxes, atol=1e-3)
+            assert len(expected.scores) > 0
+    finally:
+        sender.close()
+        receiver.close()
+        for stage in (backbone, head):
+            stage.close()
+
+
+def test_run_into_writes_every_bound_output_in_place_and_matches_run(split_model):
+    from trt_infer_ros.backends.onnxruntime_runner import OnnxRuntimeRunner
+
+    _, files = split_model
+    runner = OnnxRuntimeRunner(files.backbone)
+    tensor = (np.random.default_rng().random(runner.input_shape) * 255).astype(np.float32)
+    expected = runner.run(tensor)
+    first = runner.output_names[0]
+    dest = np.full(expected[0].shape, np.nan, expected[0].dtype)      # poisoned
+    got = runner.run_into(tensor, {first: dest})
+    assert got[0] is dest
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError):
+        runner.run_into(tensor, {first: dest[..., ::2]})

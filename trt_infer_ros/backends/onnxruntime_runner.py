@@ -68,6 +68,33 @@ class OnnxRuntimeRunner:
             feed.update(extra_inputs)
         return self._session.run(self.output_names, feed)
 
+    def run_into(self, tensor: np.ndarray, outputs, extra_inputs=None) -> list[np.ndarray]:
+        """run(), with the outputs named in `outputs` written straight into those arrays
+        (C-contiguous, the output's shape and dtype: e.g. views of a shared-memory slot), and
+        contiguous inputs bound where they lie: neither side is copied. Other outputs are
+        allocated by onnxruntime. Returns every output in `output_names` order."""
+        import onnxruntime as ort
+
+        binding = self._session.io_binding()
+        feed = {self.input_name: np.ascontiguousarray(tensor, dtype=self.input_dtype)}
+        feed.update(extra_inputs or {})
+        for name, value in feed.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(
+                np.ascontiguousarray(value)))
+        for name in self.output_names:
+            out = outputs.get(name)
+            if out is None:
+                binding.bind_output(name)
+            elif not out.flags.c_contiguous or not out.flags.writeable:
+                raise ValueError(f"output {name!r}: the destination must be a writable "
+                                 "C-contiguous array")
+            else:
+                binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(out))
+        self._session.run_with_iobinding(binding)
+        produced = binding.get_outputs()
+        return [outputs[name] if outputs.get(name) is not None else produced[i].numpy()
+                for i, name in enumerate(self.output_names)]
+
     def close(self) -> None:
         self._session = None
 

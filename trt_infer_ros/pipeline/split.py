@@ -21,6 +21,7 @@ from trt_infer_ros.models.registry import create_adapter
 from trt_infer_ros.models.spec import Detections, ImageTransform
 from trt_infer_ros.pipeline.detector import finish_detections, prepare_input
 from trt_infer_ros.pipeline.settings import DetectionSettings
+from trt_infer_ros.transport.bundle import TensorSpec
 
 
 class BackboneStage:
@@ -30,11 +31,21 @@ class BackboneStage:
             raise ValueError(f"the backbone input is {list(shape)} but the "
                              f"{adapter.model_type} preprocessing produces {list(spec.shape)}")
         self.adapter, self.runner = adapter, runner
+        self.output_specs: Optional[dict] = None      # known after the first frame
 
-    def __call__(self, image: np.ndarray, encoding: str) -> tuple[dict, ImageTransform]:
+    def __call__(self, image: np.ndarray, encoding: str,
+                 outputs: Optional[Mapping[str, np.ndarray]] = None) -> tuple[dict, ImageTransform]:
+        """Features by name and the letterbox. `outputs`: arrays to write the features into
+        (a shared-memory slot's views), used where the runner can (`run_into`)."""
         tensor, transform = prepare_input(self.adapter, self.runner, image, encoding)
-        outputs = self.runner.run(tensor)
-        return dict(zip(self.runner.output_names, outputs)), transform
+        if outputs is not None and hasattr(self.runner, "run_into"):
+            results = self.runner.run_into(tensor, outputs)
+        else:
+            results = self.runner.run(tensor)
+        features = dict(zip(self.runner.output_names, results))
+        # The layout of the next frame's slot: the backbone's input size is fixed.
+        self.output_specs = {n: TensorSpec(a.shape, a.dtype) for n, a in features.items()}
+        return features, transform
 
     def close(self) -> None:
         self.runner.close()

@@ -89,12 +89,17 @@ class BackboneNode(Node):
         """One frame on the worker thread: convert, backbone, hand the features on."""
         start = time.perf_counter()
         frame = frame_from(msg)
-        features, transform = self._stage(frame.image, frame.encoding)
-        computed = time.perf_counter()
-        stamp = (frame.header.stamp.sec, frame.header.stamp.nanosec)
-        bundle = self._sender.encode(stamp, frame.header.frame_id, transform, features)
+        # The runner writes its outputs straight into a shared-memory slot where it can.
+        with self._sender.frame(self._stage.output_specs) as out:
+            if out.skipped:
+                self._diagnostics.count("busy")    # every slot still read by a slow head
+                return
+            features, transform = self._stage(frame.image, frame.encoding, out.arrays)
+            computed = time.perf_counter()
+            stamp = (frame.header.stamp.sec, frame.header.stamp.nanosec)
+            bundle = out.bundle(stamp, frame.header.frame_id, transform, features)
         if bundle is None:
-            self._diagnostics.count("busy")    # every slot still read by a slow head
+            self._diagnostics.count("busy")
             return
         self._features_pub.publish(to_message(bundle))
         self._diagnostics.frame_done({"backbone": (computed - start) * 1e3,

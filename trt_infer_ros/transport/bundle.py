@@ -33,7 +33,7 @@ import array
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -81,14 +81,23 @@ def _aligned(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan_layout(arrays: Mapping[str, np.ndarray]) -> tuple[list, int]:
-    """Where each tensor goes in a payload (64-byte aligned), and the payload's size."""
+class TensorSpec(NamedTuple):
+    """A tensor's shape and dtype, before it exists (what a slot is laid out for)."""
+    shape: tuple
+    dtype: np.dtype
+
+
+def plan_layout(arrays: Mapping) -> tuple[list, int]:
+    """Where each tensor goes in a payload (64-byte aligned), and the payload's size.
+    `arrays`: name -> anything with `shape` and `dtype` (arrays, TensorSpec)."""
     infos, offset = [], 0
     for name, a in arrays.items():
-        dtype = np.dtype(a.dtype).newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
-        infos.append(TensorInfo(name, dtype, tuple(int(d) for d in a.shape), offset,
-                                int(a.nbytes)))
-        offset = _aligned(offset + int(a.nbytes))
+        dtype = np.dtype(a.dtype)
+        dtype = dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+        shape = tuple(int(d) for d in a.shape)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        infos.append(TensorInfo(name, dtype, shape, offset, nbytes))
+        offset = _aligned(offset + nbytes)
     return infos, offset
 
 

@@ -4,11 +4,17 @@ Modes: "shared_memory" (a /dev/shm ring, only a handle in the message), "inline"
 bytes in the message) and "auto": shared memory while it works and no reader on another host
 asked for inline bytes in the last INLINE_HOLD_S seconds, else inline. Every change of path is
 said once through `log`.
+
+Zero copy: `frame(specs)` leases a slot before the backbone runs, the runner writes its outputs
+into the slot's views (`OutgoingFrame.arrays`), and `bundle()` publishes the slot; runners that
+cannot write there get their outputs copied in (`encode`).
 """
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
+
+import numpy as np
 
 from trt_infer_ros.transport.bundle import encode_handle, encode_inline, plan_layout
 from trt_infer_ros.transport.shm_ring import RingFull, ShmRingWriter
@@ -29,6 +35,10 @@ class FeatureSender:
         self.seq = 0
         self.ring_full = 0           # frames skipped because every slot was being read
 
+    @property
+    def ring(self) -> Optional[ShmRingWriter]:
+        return self._ring
+
     def inline_requested(self, host: str) -> None:
         """A reader on `host` cannot use our shared memory."""
         if self.mode == "auto":
@@ -36,12 +46,40 @@ class FeatureSender:
                 self._say(f"inline (a reader on {host} cannot map this host's shared memory)")
             self._inline_until = time.monotonic() + INLINE_HOLD_S
 
-    def encode(self, stamp, frame_id: str, transform, arrays):
-        """The bundle for one frame, or None when the frame is skipped (every slot busy)."""
+    def frame(self, specs: Optional[Mapping] = None) -> "OutgoingFrame":
+        """Start one frame. With the backbone's output `specs` (name -> shape and dtype) and the
+        ring in use, the frame holds a leased slot whose views (`arrays`) the runner writes
+        its outputs into, so nothing is copied; `skipped` when every slot is being read."""
         self.seq += 1
+        if specs is None or not self._ring_in_use():
+            return OutgoingFrame(self, None)
+        infos, size = plan_layout(specs)
+        ring = self._ring_for(size)
+        if ring is None:
+            return OutgoingFrame(self, None)
+        try:
+            return OutgoingFrame(self, ring.reserve(infos), infos)
+        except RingFull:
+            self.ring_full += 1
+            return OutgoingFrame(self, None, skipped=True)
+
+    def encode(self, stamp, frame_id: str, transform, arrays):
+        """The bundle for one frame whose tensors are elsewhere (copied into a slot or
+        inline), or None when the frame is skipped (every slot busy)."""
+        return self.frame().bundle(stamp, frame_id, transform, arrays)
+
+    def _ring_in_use(self) -> bool:
+        return self.mode != "inline" and time.monotonic() > self._inline_until
+
+    def _bundle(self, frame: "OutgoingFrame", stamp, frame_id, transform, arrays):
+        if frame.slot is not None:
+            slot, infos = frame.slot, frame.infos
+            for name, view in slot.arrays.items():
+                if not np.shares_memory(arrays[name], view):    # a runner that cannot write
+                    view[...] = arrays[name]                     # into the slot: one copy
+            return self._handle(slot.commit(), stamp, frame_id, transform, infos)
         infos, size = plan_layout(arrays)
-        ring = self._ring_for(size) if self.mode != "inline" and \
-            time.monotonic() > self._inline_until else None
+        ring = self._ring_for(size) if self._ring_in_use() else None
         if ring is None:
             self._say("inline")
             return encode_inline(self.seq, stamp, frame_id, transform, arrays)
@@ -50,6 +88,10 @@ class FeatureSender:
         except RingFull:
             self.ring_full += 1
             return None
+        return self._handle(location, stamp, frame_id, transform, infos)
+
+    def _handle(self, location, stamp, frame_id, transform, infos):
+        ring = self._ring
         self._say(f"shared memory ({ring.slot_count} slots of {ring.slot_size} bytes in "
                   f"{ring.path})")
         return encode_handle(self.seq, stamp, frame_id, transform, infos, location)
@@ -80,3 +122,33 @@ class FeatureSender:
         if self._ring is not None:
             self._ring.close()
             self._ring = None
+
+
+class OutgoingFrame:
+    """One frame from FeatureSender.frame(): `arrays` (slot views to write the outputs into, or
+    None), `skipped`, and `bundle(...)` -> the message bytes. Leaving a `with` block without a
+    bundle frees the slot."""
+
+    def __init__(self, sender: FeatureSender, slot, infos=None, skipped: bool = False) -> None:
+        self._sender, self.slot, self.infos, self.skipped = sender, slot, infos, skipped
+        self.arrays = slot.arrays if slot is not None else None
+
+    def bundle(self, stamp, frame_id: str, transform, arrays):
+        """The bundle carrying `arrays` (the outputs; slot views need no copy)."""
+        if self.skipped:
+            return None
+        try:
+            return self._sender._bundle(self, stamp, frame_id, transform, arrays)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.slot is not None:
+            self.slot.abort()          # no-op once committed
+            self.slot = self.arrays = None
+
+    def __enter__(self) -> "OutgoingFrame":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

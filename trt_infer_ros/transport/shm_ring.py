@@ -8,6 +8,8 @@ only a handle (file, ring id, slot, slot sequence). Safety:
   over a reader;
 - sequence check: each slot records the sequence of the frame it holds (0 while written). A
   reader whose handle names an older frame than the slot holds gets `StaleHandle`;
+- zero copy: `reserve()` hands out writable views of a leased slot, so a runner can write its
+  outputs there and `commit()` publishes them; `write()` copies arrays in for other runners;
 - a ring id (random per ring) and the host id tell a restarted producer's or another host's
   handle from a current one (`StaleHandle` / `ForeignHandle`).
 
@@ -26,6 +28,7 @@ import secrets
 import struct
 import time
 
+import numpy as np
 
 from trt_infer_ros.transport import leases
 from trt_infer_ros.transport.bundle import ALIGN, BundleError, tensor_views, write_tensors
@@ -40,7 +43,7 @@ HEADER_SIZE = 4096
 SLOT = struct.Struct("<QQ")
 SLOT_RECORD = 64
 MAX_SLOTS = (HEADER_SIZE - 64) // SLOT_RECORD
-READ_WAIT_S = 0.05           # a writer holds a slot only while it copies one frame
+READ_WAIT_S = 0.05           # a writer holds a slot only while it fills one frame
 
 
 class RingError(RuntimeError):
@@ -89,6 +92,7 @@ class ShmRingWriter:
         remove_orphan_rings()
         self._next = 0
         self._seq = 0
+        self._reserved: set[int] = set()
         self.skipped_busy = 0          # slots passed over because a reader held them
 
     def write(self, arrays, infos) -> dict:
@@ -96,31 +100,49 @@ class ShmRingWriter:
 
         Raises RingFull when every slot is being read.
         """
+        with self.reserve(infos) as slot:
+            write_tensors(arrays, infos, slot.memory)
+            return slot.commit()
+
+    def reserve(self, infos) -> "SlotWrite":
+        """A free slot, exclusively leased, with writable views for `infos` at their offsets:
+        a runner writes its outputs there directly, then `commit()` publishes the frame.
+
+        Raises RingFull when every slot is being read.
+        """
         size = max((i.offset + i.nbytes for i in infos), default=0)
         if size > self.slot_size:
             raise ValueError(f"frame of {size} bytes exceeds the slot size {self.slot_size}")
         slot = self._acquire()
-        record = _record(slot)
-        try:
-            SLOT.pack_into(self._map, record, 0, 0)        # readers now see "being written"
-            start = HEADER_SIZE + slot * self.slot_size
-            dest = memoryview(self._map)[start:start + size]
-            try:
-                write_tensors(arrays, infos, dest)
-            finally:
-                dest.release()
-            self._seq += 1
-            SLOT.pack_into(self._map, record, self._seq, size)
-        finally:
-            leases.release(self._fd, record, SLOT_RECORD)
+        SLOT.pack_into(self._map, _record(slot), 0, 0)    # readers now see "being written"
+        return SlotWrite(self, slot, infos, size)
+
+    def slot_memory(self, slot: int) -> np.ndarray:
+        """Slot `slot`'s bytes as a writable uint8 array (no copy)."""
+        start = HEADER_SIZE + slot * self.slot_size
+        return np.frombuffer(self._map, np.uint8, self.slot_size, start)
+
+    def _commit(self, slot: int, size: int) -> dict:
+        self._seq += 1
+        SLOT.pack_into(self._map, _record(slot), self._seq, size)
+        self._release(slot)
         return {"kind": "shm", "path": self.path, "ring_id": self.ring_id, "slot": slot,
                 "slot_seq": self._seq, "host": host_id()}
+
+    def _abort(self, slot: int) -> None:
+        self._release(slot)                # the slot stays empty (sequence 0)
+
+    def _release(self, slot: int) -> None:
+        self._reserved.discard(slot)
+        leases.release(self._fd, _record(slot), SLOT_RECORD)
 
     def _acquire(self) -> int:
         for i in range(self.slot_count):
             slot = (self._next + i) % self.slot_count
-            if leases.try_write_lease(self._fd, _record(slot), SLOT_RECORD):
+            # Our own leases never conflict with each other (one open file description).
+            if slot not in self._reserved and leases.try_write_lease(self._fd, _record(slot), SLOT_RECORD):
                 self._next = (slot + 1) % self.slot_count
+                self._reserved.add(slot)
                 return slot
             self.skipped_busy += 1
         raise RingFull(f"all {self.slot_count} slots are being read")
@@ -132,9 +154,42 @@ class ShmRingWriter:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
-        self._map.close()
+        try:
+            self._map.close()
+        except BufferError:
+            pass             # a runner's output view of a slot is alive; freed with it
         os.close(self._fd)
         self._fd = -1
+
+
+class SlotWrite:
+    """One slot being written: `arrays` (name -> writable view into the slot), then `commit()`
+    -> the handle's location. Leaving a `with` block without commit leaves the slot empty."""
+
+    def __init__(self, ring: ShmRingWriter, slot: int, infos, size: int) -> None:
+        self._ring, self.slot, self._size = ring, slot, size
+        self.memory = ring.slot_memory(slot)
+        self.arrays = {i.name: self.memory[i.offset:i.offset + i.nbytes].view(i.dtype)
+                       .reshape(i.shape) for i in infos}
+
+    def commit(self) -> dict:
+        if self._ring is None:
+            raise RingError("slot already committed or abandoned")
+        ring, self._ring = self._ring, None
+        self.arrays, self.memory = {}, None
+        return ring._commit(self.slot, self._size)
+
+    def abort(self) -> None:
+        if self._ring is not None:
+            ring, self._ring = self._ring, None
+            self.arrays, self.memory = {}, None
+            ring._abort(self.slot)
+
+    def __enter__(self) -> "SlotWrite":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.abort()
 
 
 def remove_orphan_rings() -> int:
@@ -231,6 +286,11 @@ class ShmRingReader:
         if not 0 <= slot < ring.count:
             raise StaleHandle(f"slot {slot} is not in the ring ({ring.count} slots)")
         record = _record(slot)
+        # A slot holding another frame (or being rewritten: 0) needs no wait for its lease.
+        held_seq, _ = SLOT.unpack_from(ring.map, record)
+        if held_seq != seq:
+            raise StaleHandle(f"frame {seq} in slot {slot} was replaced by frame {held_seq}"
+                              if held_seq else f"slot {slot} is empty or being rewritten")
         deadline = time.monotonic() + READ_WAIT_S
         while not leases.try_read_lease(ring.fd, record, SLOT_RECORD):
             if time.monotonic() > deadline:
