@@ -565,6 +565,9 @@ def build_engine(options: BuildOptions, trt=None, device: Optional[DeviceInfo] =
     if hasattr(trt, "ProfilingVerbosity"):
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     flags = set_precision(pre, config)
+    if options.sparse_weights:          # 2:4-pruned weights run on sparse tensor cores
+        config.set_flag(trt.BuilderFlag.SPARSE_WEIGHTS)
+        flags.append("SPARSE_WEIGHTS")
     profile = add_profile(pre, builder, network, config)
     plan = set_dla(pre, network, config, log) if options.uses_dla else None
     applied = set_layer_precisions(pre, network, config)

@@ -91,6 +91,9 @@ PARAMETERS: tuple[ParamDef, ...] = (
     ParamDef("plugins", list, [], "Plugin libraries (.so) to load; nothing else loads code."),
     ParamDef("optimization_level", int, -1, "Builder optimization level 0-5 (TensorRT >= 8.6; "
              "-1: TensorRT default 3).", int_range=(-1, 5)),
+    ParamDef("sparse_weights", bool, False, "Let TensorRT use sparse tensor cores (Ampere and "
+             "later, Orin) for layers whose weights hold the 2:4 pattern "
+             "(trt_infer_ros_compress sparsify --pattern 2:4)."),
     ParamDef("on_mismatch", str, "rebuild", "What to do when an existing engine's sidecar does not "
              "match: rebuild it, or error.", choices=ON_MISMATCH),
     ParamDef("force", bool, False, "Rebuild even when a matching engine exists."),
@@ -337,6 +340,7 @@ class BuildOptions:
     layer_precisions: list = field(default_factory=list)
     plugins: list = field(default_factory=list)
     optimization_level: int = -1
+    sparse_weights: bool = False
     on_mismatch: str = "rebuild"
     force: bool = False
     verbose: bool = False
