@@ -97,7 +97,7 @@ def _loss_terms(student_out: dict, teacher_out: list, names: Sequence[str], weig
     from tinygrad import Tensor  # noqa: PLC0415
     total = None
     for name, target in zip(names, teacher_out):
-        diff = student_out[name] - (target if isinstance(target, Tensor) else Tensor(target))
+        diff = student_out[name] - (target if isinstance(target, Tensor) else Tensor(np.array(target)))
         term = (diff * diff).mean() * (weights[name] / variances[name])
         total = term if total is None else total + term
     return total
@@ -162,8 +162,8 @@ def distill(teacher: onnx.ModelProto, student: TrainableModel, train_frames: Seq
         with Context(TRAINING=1):
             for i in bar:
                 frame = train_frames[int(i)]
-                targets = [Tensor(t).realize() for t in source(frame.tensor)]
-                loss = float(step(Tensor(frame.tensor).realize(), *targets).item())
+                targets = [Tensor(np.array(t)).realize() for t in source(frame.tensor)]
+                loss = float(step(Tensor(np.array(frame.tensor)).realize(), *targets).item())
                 losses.append(loss)
                 bar.set_description(f"epoch {epoch}/{config.epochs} loss {np.mean(losses):.4f}")
                 if not math.isfinite(loss):

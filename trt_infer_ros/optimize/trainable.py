@@ -159,13 +159,17 @@ class TrainableModel:
         for name, init in inits.items():
             if name not in used:
                 continue
-            value = numpy_helper.to_array(init)
+            # a writable copy: tinygrad's device copy refuses read-only numpy buffers
+            value = np.array(numpy_helper.to_array(init))
+            if value.dtype == np.float16:
+                value = value.astype(np.float32)
             if name in names:
                 self.params[name] = Tensor(value.astype(np.float32))
             else:
-                self.consts[name] = Tensor(value) if value.dtype != np.float16 else \
-                    Tensor(value.astype(np.float32))
-        self.python_consts: dict[str, object] = {}
+                self.consts[name] = Tensor(value)
+        self.python_consts: dict[str, object] = {
+            name: np.array(numpy_helper.to_array(init)).tolist()
+            for name, init in inits.items() if name in used and name not in names}
         self.weight_hook: Optional[WeightHook] = None
         self.input_hook: Optional[InputHook] = None
 
@@ -188,7 +192,7 @@ class TrainableModel:
         """Tensors named in `targets` (default: this model's targets) for input `x` (numpy or a
         tinygrad Tensor of the model's input shape)."""
         from tinygrad import Tensor  # noqa: PLC0415
-        values = {self.input_name: x if isinstance(x, Tensor) else Tensor(np.asarray(x))}
+        values = {self.input_name: x if isinstance(x, Tensor) else Tensor(np.array(x))}
         wanted = list(targets or self.targets)
         last = {}
         for index, step in enumerate(self.steps):
