@@ -30,6 +30,7 @@ A bundle of another version, a short or inconsistent one raises BundleError: nev
 from __future__ import annotations
 
 import array
+import functools
 import json
 import struct
 from dataclasses import dataclass, field
@@ -117,14 +118,21 @@ def _le(dtype: np.dtype) -> np.dtype:
 
 def _meta(seq: int, stamp, frame_id: str, transform: ImageTransform, infos, location) -> bytes:
     t = transform
-    return json.dumps({
+    head = json.dumps({
         "seq": int(seq), "stamp": [int(stamp[0]), int(stamp[1])], "frame_id": str(frame_id),
         "transform": [float(t.scale_x), float(t.scale_y), float(t.pad_x), float(t.pad_y),
                       int(t.source_width), int(t.source_height)],
-        "tensors": [{"name": i.name, "dtype": _le(i.dtype).str, "shape": list(i.shape),
-                     "offset": i.offset, "nbytes": i.nbytes} for i in infos],
         "location": location,
-    }, separators=(",", ":")).encode("utf-8")
+    }, separators=(",", ":"))
+    return (head[:-1] + ',"tensors":' + _tensors_json(tuple(infos)) + "}").encode("utf-8")
+
+
+@functools.lru_cache(maxsize=16)
+def _tensors_json(infos: tuple) -> str:
+    """The tensor table; the same every frame, so written once."""
+    return json.dumps([{"name": i.name, "dtype": _le(i.dtype).str, "shape": list(i.shape),
+                        "offset": i.offset, "nbytes": i.nbytes} for i in infos],
+                      separators=(",", ":"))
 
 
 def encode_inline(seq: int, stamp, frame_id: str, transform: ImageTransform,
@@ -199,6 +207,22 @@ def _from_meta(meta: dict) -> Bundle:
 
 
 def _tensor_info(x: dict) -> TensorInfo:
+    try:
+        key = (x["name"], x["dtype"], tuple(x["shape"]), x["offset"], x["nbytes"])
+        hash(key)
+    except TypeError:
+        raise BundleError(f"tensor {x.get('name')!r}: malformed entry") from None
+    return _checked_tensor_info(*key)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_tensor_info(name, dtype, shape, offset, nbytes) -> TensorInfo:
+    """Checked once per distinct entry: a producer sends the same table every frame."""
+    return _new_tensor_info({"name": name, "dtype": dtype, "shape": shape, "offset": offset,
+                             "nbytes": nbytes})
+
+
+def _new_tensor_info(x: dict) -> TensorInfo:
     try:
         dtype = np.dtype(str(x["dtype"]))
     except TypeError:

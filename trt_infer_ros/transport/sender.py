@@ -32,6 +32,7 @@ class FeatureSender:
         self._ring_failed: Optional[str] = None
         self._inline_until = 0.0
         self._path = ""
+        self._plan = (None, [], 0)
         self.seq = 0
         self.ring_full = 0           # frames skipped because every slot was being read
 
@@ -53,7 +54,9 @@ class FeatureSender:
         self.seq += 1
         if specs is None or not self._ring_in_use():
             return OutgoingFrame(self, None)
-        infos, size = plan_layout(specs)
+        if self._plan[0] is not specs:             # the same layout frame after frame
+            self._plan = (specs, *plan_layout(specs))
+        _, infos, size = self._plan
         ring = self._ring_for(size)
         if ring is None:
             return OutgoingFrame(self, None)
@@ -81,7 +84,8 @@ class FeatureSender:
         infos, size = plan_layout(arrays)
         ring = self._ring_for(size) if self._ring_in_use() else None
         if ring is None:
-            self._say("inline")
+            if self._path != "inline":
+                self._say("inline")
             return encode_inline(self.seq, stamp, frame_id, transform, arrays)
         try:
             location = ring.write(arrays, infos)
@@ -91,9 +95,10 @@ class FeatureSender:
         return self._handle(location, stamp, frame_id, transform, infos)
 
     def _handle(self, location, stamp, frame_id, transform, infos):
-        ring = self._ring
-        self._say(f"shared memory ({ring.slot_count} slots of {ring.slot_size} bytes in "
-                  f"{ring.path})")
+        if self._path != "shared":
+            ring = self._ring
+            self._say(f"shared memory ({ring.slot_count} slots of {ring.slot_size} bytes in "
+                      f"{ring.path})")
         return encode_handle(self.seq, stamp, frame_id, transform, infos, location)
 
     def _ring_for(self, size: int) -> Optional[ShmRingWriter]:
@@ -114,9 +119,11 @@ class FeatureSender:
         return self._ring
 
     def _say(self, path: str) -> None:
-        if path.split(" ")[0] != self._path.split(" ")[0]:
+        """Log `path` when its first word (the kind of path) changes."""
+        kind = path.split(" ")[0]
+        if kind != self._path:
             self._log(f"features go {path}")
-        self._path = path
+        self._path = kind
 
     def close(self) -> None:
         if self._ring is not None:
