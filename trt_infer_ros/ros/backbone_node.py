@@ -48,8 +48,10 @@ class BackboneNode(Node):
         self._stage = load_backbone(params, self.get_logger().info)
         warm_up(self, lambda blank: self._stage(blank, "bgr8"), self._stage.adapter.input_spec)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # CUDA IPC pays only when the runner leaves its outputs on the device.
         self._sender = FeatureSender(params["transport"], params["ring_slots"],
-                                     self.get_logger().info)
+                                     self.get_logger().info,
+                                     getattr(self._stage.runner, "outputs_on_device", False))
         self._features_pub = self.create_publisher(UInt8MultiArray, "~/features", FEATURES_QOS)
         self._inline_sub = self.create_subscription(
             String, "~/features/inline_request", self._on_inline_request, 10)

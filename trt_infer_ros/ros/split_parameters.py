@@ -30,8 +30,9 @@ BACKBONE_PARAMETERS = (
               "the best runner here", read_only=True, int_range=(-1, 15)),
     _DETECTOR["input_size"],
 ) + SPLIT_FILES + (
-    ParamSpec("transport", "auto", "feature hand-off: auto (shared memory on this host, inline "
-              "bytes for readers elsewhere), shared_memory or inline", read_only=True,
+    ParamSpec("transport", "auto", "feature hand-off: auto (shared memory on this host, CUDA "
+              "IPC when the backbone's outputs are on a discrete GPU, inline bytes for readers "
+              "elsewhere), shared_memory, cuda_ipc or inline", read_only=True,
               choices=MODES),
     ParamSpec("ring_slots", 4, "shared-memory slots: frames in flight between the nodes",
               read_only=True, int_range=(2, 63)),

@@ -95,6 +95,13 @@ class ShmRingWriter:
         self._reserved: set[int] = set()
         self.skipped_busy = 0          # slots passed over because a reader held them
 
+    kind = "shm"
+
+    @property
+    def description(self) -> str:
+        return (f"shared memory ({self.slot_count} slots of {self.slot_size} bytes in "
+                f"{self.path})")
+
     def write(self, arrays, infos) -> dict:
         """Copy one frame into a free slot; the location a handle bundle carries.
 
@@ -113,23 +120,29 @@ class ShmRingWriter:
         size = max((i.offset + i.nbytes for i in infos), default=0)
         if size > self.slot_size:
             raise ValueError(f"frame of {size} bytes exceeds the slot size {self.slot_size}")
+        return SlotWrite(self, self.acquire(), infos, size)
+
+    def acquire(self) -> int:
+        """A free slot, exclusively leased and marked "being written"; `publish` or `abandon`
+        it. Raises RingFull when every slot is being read."""
         slot = self._acquire()
         SLOT.pack_into(self._map, _record(slot), 0, 0)    # readers now see "being written"
-        return SlotWrite(self, slot, infos, size)
+        return slot
 
     def slot_memory(self, slot: int) -> np.ndarray:
         """Slot `slot`'s bytes as a writable uint8 array (no copy)."""
         start = HEADER_SIZE + slot * self.slot_size
         return np.frombuffer(self._map, np.uint8, self.slot_size, start)
 
-    def _commit(self, slot: int, size: int) -> dict:
+    def publish(self, slot: int, size: int, kind: str = "shm") -> dict:
+        """Record the slot's new frame, free its lease; the location a handle carries."""
         self._seq += 1
         SLOT.pack_into(self._map, _record(slot), self._seq, size)
         self._release(slot)
-        return {"kind": "shm", "path": self.path, "ring_id": self.ring_id, "slot": slot,
+        return {"kind": kind, "path": self.path, "ring_id": self.ring_id, "slot": slot,
                 "slot_seq": self._seq, "host": host_id()}
 
-    def _abort(self, slot: int) -> None:
+    def abandon(self, slot: int) -> None:
         self._release(slot)                # the slot stays empty (sequence 0)
 
     def _release(self, slot: int) -> None:
@@ -167,7 +180,7 @@ class SlotWrite:
     -> the handle's location. Leaving a `with` block without commit leaves the slot empty."""
 
     def __init__(self, ring: ShmRingWriter, slot: int, infos, size: int) -> None:
-        self._ring, self.slot, self._size = ring, slot, size
+        self._ring, self.slot, self._size, self.infos = ring, slot, size, infos
         self.memory = ring.slot_memory(slot)
         self.arrays = {i.name: self.memory[i.offset:i.offset + i.nbytes].view(i.dtype)
                        .reshape(i.shape) for i in infos}
@@ -177,13 +190,13 @@ class SlotWrite:
             raise RingError("slot already committed or abandoned")
         ring, self._ring = self._ring, None
         self.arrays, self.memory = {}, None
-        return ring._commit(self.slot, self._size)
+        return ring.publish(self.slot, self._size)
 
     def abort(self) -> None:
         if self._ring is not None:
             ring, self._ring = self._ring, None
             self.arrays, self.memory = {}, None
-            ring._abort(self.slot)
+            ring.abandon(self.slot)
 
     def __enter__(self) -> "SlotWrite":
         return self
@@ -276,6 +289,23 @@ class ShmRingReader:
         self._keep = keep_rings
 
     def lease(self, location: dict, infos) -> SlotLease:
+        ring, slot, used = self.hold(location)
+        try:
+            start = ring.data + slot * ring.slot_size
+            view = memoryview(ring.map)[start:start + used]
+            try:
+                arrays = tensor_views(infos, view)
+            except Exception:
+                view.release()
+                raise
+            return SlotLease(ring, slot, arrays, view)
+        except BaseException:
+            self.release(ring, slot)
+            raise
+
+    def hold(self, location: dict) -> tuple:
+        """Take a read lease on the slot a handle names: (ring, slot, bytes used); `release`
+        it. StaleHandle / ForeignHandle when the handle cannot be honoured."""
         if location.get("host") != host_id():
             raise ForeignHandle(f"the ring is on host {location.get('host')!r}, not this one")
         path = str(location.get("path", ""))
@@ -296,22 +326,16 @@ class ShmRingReader:
             if time.monotonic() > deadline:
                 raise StaleHandle(f"slot {slot} is being rewritten")
             time.sleep(0.0005)
-        try:
-            held_seq, used = SLOT.unpack_from(ring.map, record)
-            if held_seq != seq:
-                raise StaleHandle(f"frame {seq} in slot {slot} was replaced by frame {held_seq}"
-                                  if held_seq else f"slot {slot} is empty")
-            start = ring.data + slot * ring.slot_size
-            view = memoryview(ring.map)[start:start + used]
-            try:
-                arrays = tensor_views(infos, view)
-            except Exception:
-                view.release()
-                raise
-            return SlotLease(ring, slot, arrays, view)
-        except BaseException:
+        held_seq, used = SLOT.unpack_from(ring.map, record)
+        if held_seq != seq:
             leases.release(ring.fd, record, SLOT_RECORD)
-            raise
+            raise StaleHandle(f"frame {seq} in slot {slot} was replaced by frame {held_seq}"
+                              if held_seq else f"slot {slot} is empty")
+        return ring, slot, used
+
+    @staticmethod
+    def release(ring: _OpenRing, slot: int) -> None:
+        leases.release(ring.fd, _record(slot), SLOT_RECORD)
 
     def _ring(self, path: str, ring_id: int) -> _OpenRing:
         ring = self._rings.get(path)
