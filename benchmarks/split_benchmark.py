@@ -3,6 +3,7 @@
   python benchmarks/split_benchmark.py handoff     # inline DDS bytes vs shared memory
   python benchmarks/split_benchmark.py throughput  # backbone+head processes vs one pipeline
   python benchmarks/split_benchmark.py all --json out.json
+  python benchmarks/split_benchmark.py ipc         # GPU: CUDA IPC vs shared memory
 
 handoff: for the bundled CenterNet cut (its real feature shapes) and a YOLOv8n-shaped P3/P4/P5
 cut, a producer process hands frames to a consumer process over real DDS (rclpy, reliable,
@@ -30,6 +31,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 YOLO_SHAPES = {"p3": (1, 64, 80, 80), "p4": (1, 128, 40, 40), "p5": (1, 256, 20, 20)}
+# the bundled CenterNet's suggested cut (centernet_shapes()), for machines without its ONNX tools
+CENTERNET_CUT = {"wh": (1, 128, 128, 4), "heatmap": (1, 128, 128, 80),
+                 "heatmap_max": (1, 128, 128, 80)}
 
 
 def centernet_shapes() -> dict:
@@ -190,6 +194,119 @@ def handoff(shapes: dict, mode: str, frames: int = 40, domain: int = 77) -> dict
     return out
 
 
+# --- GPU: CUDA IPC vs shared memory, two plain processes ------------------------------------
+
+def _ipc_consumer(conn):
+    """Leases each handle it is sent; answers the lease + release time and the first value."""
+    from trt_infer_ros.cuda.buffers import DeviceBuffer
+    from trt_infer_ros.cuda.context import CudaContext
+    from trt_infer_ros.transport.receiver import FeatureReceiver
+    context = CudaContext.primary()
+    receiver, staging = FeatureReceiver(), {}
+    from trt_infer_ros.transport.bundle import decode
+    from trt_infer_ros.transport.cuda_ring import CudaRingReader
+    from trt_infer_ros.transport.shm_ring import ShmRingReader
+    device, host = CudaRingReader(context), ShmRingReader()
+    conn.send("ready")
+    while True:
+        raw = conn.recv()
+        if raw is None:
+            break
+        t0 = time.perf_counter_ns()
+        bundle = decode(raw)
+        if bundle.kind == "cuda_ipc":     # a GPU head reads the device tensors in place
+            lease = device.lease(bundle.location, bundle.tensors)
+            first = next(iter(lease.tensors.values()))
+            t1 = time.perf_counter_ns()
+            marker = float(first.download().flat[0])      # checks the bytes (not timed)
+            t2 = time.perf_counter_ns()
+            lease.release()
+            upload_ms = 0.0
+        else:                             # a GPU head must upload the slot's tensors
+            lease = host.lease(bundle.location, bundle.tensors)
+            t1 = time.perf_counter_ns()
+            up = time.perf_counter_ns()
+            for name, a in lease.arrays.items():
+                if name not in staging:
+                    staging[name] = DeviceBuffer(context, a.nbytes)
+                staging[name].upload(a)
+            upload_ms = (time.perf_counter_ns() - up) / 1e6
+            marker = float(next(iter(lease.arrays.values())).flat[0])
+            t2 = time.perf_counter_ns()
+            lease.release()
+        t3 = time.perf_counter_ns()
+        conn.send((((t1 - t0) + (t3 - t2)) / 1e6, upload_ms, marker))
+    device.close()
+    host.close()
+    receiver.close()
+
+
+def ipc_handoff(shapes: dict, frames: int = 100) -> dict:
+    """Per frame, with the backbone's outputs on the GPU: CUDA IPC (slot acquire, event and
+    header; lease with the event wait; nothing copied) vs shared memory (the outputs copied
+    device -> slot, and the head's upload slot -> device)."""
+    from trt_infer_ros.cuda.buffers import DeviceBuffer
+    from trt_infer_ros.cuda.context import CudaContext
+    from trt_infer_ros.cuda.errors import check
+    from trt_infer_ros.models.spec import ImageTransform
+    from trt_infer_ros.transport.bundle import TensorSpec, encode_handle, plan_layout
+    from trt_infer_ros.transport.cuda_ring import CudaRingWriter
+    from trt_infer_ros.transport.shm_ring import ShmRingWriter
+    from cuda.bindings import driver
+    context = CudaContext.primary()
+    specs = {k: TensorSpec(s, np.dtype(np.float32)) for k, s in shapes.items()}
+    infos, size = plan_layout(specs)
+    outputs = DeviceBuffer(context, size)          # where a GPU runner left its outputs
+    transform = ImageTransform(1.0, 1.0, 0.0, 0.0, 640, 640)
+    ctx = mp.get_context("spawn")
+    mine, theirs = ctx.Pipe()
+    consumer = ctx.Process(target=_ipc_consumer, args=(theirs,))
+    consumer.start()
+    assert mine.recv() == "ready"
+    device_ring, host_ring = CudaRingWriter(context, 4, size), ShmRingWriter(4, size)
+    report = {"bytes": size}
+    for kind in ("cuda_ipc", "shm"):
+        rows = []
+        for seq in range(1, frames + 6):
+            value = float(seq)
+            check(driver.cuMemsetD32(outputs.ptr, int(np.float32(value).view(np.uint32)),
+                                     size // 4), "cuMemsetD32")    # the runner's outputs
+            t0 = time.perf_counter_ns()
+            if kind == "cuda_ipc":
+                with device_ring.reserve(infos) as slot:
+                    t1 = time.perf_counter_ns()
+                    # a runner bound to the slot writes there; this stands in (not timed)
+                    check(driver.cuMemcpyDtoD(slot.tensors[infos[0].name].ptr, outputs.ptr,
+                                              size), "cuMemcpyDtoD")
+                    t2 = time.perf_counter_ns()
+                    location = slot.commit()
+                copy_ms = 0.0
+            else:
+                with host_ring.reserve(infos) as slot:
+                    t1 = t2 = time.perf_counter_ns()
+                    outputs.download(slot.memory[:size])          # device -> slot: timed
+                    t3 = time.perf_counter_ns()
+                    copy_ms = (t3 - t2) / 1e6
+                    t2 = t3
+                    location = slot.commit()
+            raw = encode_handle(seq, (0, 0), "", transform, infos, location)
+            t4 = time.perf_counter_ns()
+            mine.send(bytes(raw))
+            lease_ms, upload_ms, marker = mine.recv()
+            assert marker == value, (kind, marker, value)
+            if seq > 5:
+                rows.append((((t1 - t0) + (t4 - t2)) / 1e6 + lease_ms, copy_ms + upload_ms))
+            time.sleep(0.02)
+        report[kind] = {"slot_acquire_lease_header": _stats([r[0] for r in rows]),
+                        "device_host_copies": _stats([r[1] for r in rows])}
+    mine.send(None)
+    consumer.join(30)
+    device_ring.close()
+    host_ring.close()
+    outputs.close()
+    return report
+
+
 # --- throughput -------------------------------------------------------------------------------
 
 def _photos():
@@ -286,7 +403,7 @@ def throughput(seconds: float = 15.0, slots: int = 3) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("handoff", "throughput", "all"))
+    parser.add_argument("what", choices=("handoff", "throughput", "all", "ipc"))
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--frames", type=int, default=40, help="hand-off frames per mode")
     parser.add_argument("--json", default="")
@@ -311,6 +428,18 @@ def main() -> None:
         for label, mode, key in rows:
             print(f"{label:52s} " + " ".join(
                 f"{_cell(report[f'handoff_{n}_{mode}'][key]):>24s}" for n, _ in cuts))
+    if args.what == "ipc":
+        cuts = (("centernet", CENTERNET_CUT), ("yolov8n", YOLO_SHAPES))
+        for name, shapes in cuts:
+            report[f"ipc_{name}"] = r = ipc_handoff(shapes)
+            print(f"{name:9s} {json.dumps(r)}", flush=True)
+        print(f"\n{'GPU outputs, per frame, ms, median [p10..p90]':52s} " +
+              " ".join(f"{n:>24s}" for n, _ in cuts))
+        for kind in ("cuda_ipc", "shm"):
+            for key, label in (("slot_acquire_lease_header", "slot acquire + lease + header"),
+                               ("device_host_copies", "device<->host copies")):
+                print(f"{kind + ': ' + label:52s} " + " ".join(
+                    f"{_cell(report[f'ipc_{n}'][kind][key]):>24s}" for n, _ in cuts))
     if args.what in ("throughput", "all"):
         report["throughput"] = throughput(args.seconds)
         print(json.dumps(report["throughput"], indent=1), flush=True)
