@@ -200,13 +200,11 @@ def _ipc_consumer(conn):
     """Leases each handle it is sent; answers the lease + release time and the first value."""
     from trt_infer_ros.cuda.buffers import DeviceBuffer
     from trt_infer_ros.cuda.context import CudaContext
-    from trt_infer_ros.transport.receiver import FeatureReceiver
-    context = CudaContext.primary()
-    receiver, staging = FeatureReceiver(), {}
     from trt_infer_ros.transport.bundle import decode
     from trt_infer_ros.transport.cuda_ring import CudaRingReader
     from trt_infer_ros.transport.shm_ring import ShmRingReader
-    device, host = CudaRingReader(context), ShmRingReader()
+    context = CudaContext.primary()
+    device, host, staging = CudaRingReader(context), ShmRingReader(), {}
     conn.send("ready")
     while True:
         raw = conn.recv()
@@ -238,7 +236,6 @@ def _ipc_consumer(conn):
         conn.send((((t1 - t0) + (t3 - t2)) / 1e6, upload_ms, marker))
     device.close()
     host.close()
-    receiver.close()
 
 
 def ipc_handoff(shapes: dict, frames: int = 100) -> dict:
