@@ -137,8 +137,7 @@ def _measure(pub, msg, acks, arrived, frames, burst_s, row: dict) -> dict:
         else:
             refused += 1
     elapsed = time.monotonic() - start
-    time.sleep(0.5)                                # answers still on their way
-    answered = len(acks)
+    answered = _settle(acks)
     q = lambda xs, p: round(float(np.percentile(xs, p)), 3) if xs else None  # noqa: E731
     row.update(one_way_p50_ms=q(one_way, 50), one_way_p90_ms=q(one_way, 90),
                round_trip_p50_ms=q(round_trip, 50), round_trip_p90_ms=q(round_trip, 90),
@@ -147,6 +146,18 @@ def _measure(pub, msg, acks, arrived, frames, burst_s, row: dict) -> dict:
                delivered_hz=round(answered / elapsed, 1),
                burst_lost_fraction=round(1 - min(answered, sent_n) / max(sent_n, 1), 3))
     return row
+
+
+def _settle(acks: list, quiet_s: float = 0.5, limit_s: float = 10.0) -> int:
+    """Wait until the answers stop coming (the burst has drained from the writer's queue and the
+    echo), so the next measurement starts on an idle path; returns how many arrived."""
+    start = time.monotonic()
+    count, last_change = len(acks), time.monotonic()
+    while time.monotonic() - start < limit_s and time.monotonic() - last_change < quiet_s:
+        time.sleep(0.05)
+        if len(acks) != count:
+            count, last_change = len(acks), time.monotonic()
+    return count
 
 
 def _publish(pub, msg) -> bool:
@@ -178,15 +189,15 @@ def run(args) -> int:
                 return 1
             sender = _child(SENDER, transport, [args.sizes, args.encodings, args.reliability,
                                                 str(args.frames), str(args.burst_s)])
-            out, err = sender.communicate(timeout=args.timeout_s)
-            if sender.returncode != 0:
-                print(f"transport {transport}: sender failed: {err[-500:]}", file=sys.stderr)
-                return 1
-            for line in out.splitlines():
+            for line in sender.stdout:             # each combination as soon as it is measured
                 row = json.loads(line)
                 row["transport"] = transport
                 rows.append(row)
                 print(_row_text(row), flush=True)
+            if sender.wait(timeout=args.timeout_s) != 0:
+                print(f"transport {transport}: sender failed: {sender.stderr.read()[-500:]}",
+                      file=sys.stderr)
+                return 1
         finally:
             echo.terminate()
             echo.wait(timeout=10)
