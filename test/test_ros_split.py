@@ -12,13 +12,13 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/test.sh)")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs not built (run scripts/setup_env.sh)")
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import UInt8MultiArray  # noqa: E402
 from vision_msgs.msg import Detection2DArray, LabelInfo  # noqa: E402
 
-from ros_harness import isolated_context, spin_until, wait_for_subscribers  # noqa: E402
+from ros_harness import spin_until, wait_for_subscribers  # noqa: E402
+from test_ros_detector import ros, start  # noqa: E402,F401  (the same node fixture)
 from trt_infer_ros.ros.detection_output import LATCHED  # noqa: E402
 from trt_infer_ros.resources import default_model_path, sample_images_dir  # noqa: E402
 from trt_infer_ros.ros.image_conversion import array_to_image  # noqa: E402
@@ -32,29 +32,6 @@ FEATURES = "/backbone_node/features"
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("split"))
-
-
-@pytest.fixture
-def ros():
-    context = isolated_context()
-    executor = SingleThreadedExecutor(context=context)
-    helper = rclpy.create_node("split_test_helper", context=context)
-    executor.add_node(helper)
-    nodes = [helper]
-    yield context, executor, helper, nodes
-    for node in nodes:
-        executor.remove_node(node)
-        node.destroy_node()
-    executor.shutdown()
-    rclpy.shutdown(context=context)
-
-
-def start(node_class, context, executor, nodes, **params):
-    node = node_class(context=context,
-                      parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-    executor.add_node(node)
-    nodes.append(node)
-    return node
 
 
 def stop(node, executor, nodes):

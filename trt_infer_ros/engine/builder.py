@@ -32,6 +32,7 @@ from trt_infer_ros.engine.options import (BuildConfigError, BuildOptions, ShapeP
                                          file_problem, format_shape, match_layer_precision,
                                          path_problem)
 from trt_infer_ros.engine.progress import Heartbeat, make_progress_monitor
+from trt_infer_ros.file_io import write_atomic
 
 LOG = logging.getLogger("trt_infer_ros.engine.builder")
 LogFn = Callable[[str], None]
@@ -526,14 +527,6 @@ def check_accuracy_gate(options: BuildOptions, data: bytes, trt, path: str, log:
                                 "layer_precisions) or lower accuracy_target")
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 # --- the build -------------------------------------------------------------------------------
 
 def build_engine(options: BuildOptions, trt=None, device: Optional[DeviceInfo] = None,
@@ -598,7 +591,7 @@ def build_engine(options: BuildOptions, trt=None, device: Optional[DeviceInfo] =
     save_timing_cache(config, options.timing_cache, log)
     data = bytes(serialized)
     check_accuracy_gate(options, data, trt, path, log)
-    _write_atomic(path, data)
+    write_atomic(path, data)
 
     runtime = trt.Runtime(logger)
     if options.uses_dla:

@@ -23,6 +23,7 @@ from typing import Optional
 
 import onnx
 
+from trt_infer_ros.file_io import write_atomic
 from trt_infer_ros.optimize.agreement import AgreementError, load_labels
 from trt_infer_ros.optimize.analysis import METRICS, Analysis
 from trt_infer_ros.optimize.calibrate import METHODS, cache_meta, write_cache
@@ -119,14 +120,6 @@ def method_agreements(analysis: Analysis) -> dict:
     return out
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def run_calibrate(args) -> None:
     analysis = make_analysis(args)
     ranges = analysis.amax(args.method)
@@ -148,7 +141,7 @@ def run_sensitivity(args) -> None:
               f"{r.alone_int8:7.4f} {r.kept_fp16:7.4f}")
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        _write_atomic(os.path.join(args.out, "sensitivity.json"), json.dumps(
+        write_atomic(os.path.join(args.out, "sensitivity.json"), json.dumps(
             {"full_int8": full, "metric": args.metric, "method": args.method,
              "layers": [r.as_dict() for r in ranked(rows)]}, indent=2).encode())
 
