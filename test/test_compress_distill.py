@@ -6,6 +6,9 @@ import numpy as np
 import onnx
 import pytest
 
+pytest.importorskip("tinygrad", reason="the optimize tools need tinygrad (Python 3.11 or later)")
+pytest.importorskip("pycocotools", reason="the agreement measure needs pycocotools")
+
 from compress_graphs import tiny_yolo
 from onnx_graphs import IMAGES
 from trt_infer_ros.models.registry import create_adapter

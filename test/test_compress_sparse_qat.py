@@ -7,6 +7,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+pytest.importorskip("tinygrad", reason="the optimize tools need tinygrad (Python 3.11 or later)")
+pytest.importorskip("pycocotools", reason="the agreement measure needs pycocotools")
+
 from compress_graphs import run, small_detector, tiny_yolo
 from fakes.fake_tensorrt import FakeTensorRT
 from onnx_graphs import IMAGES

@@ -9,6 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+pytest.importorskip("tinygrad", reason="the optimize tools need tinygrad (Python 3.11 or later)")
+
 from compress_graphs import run, small_detector
 from onnx_graphs import DEFAULT_MODEL, IMAGES
 from trt_infer_ros.optimize.trainable import (TrainableModel, UnsupportedGraph, head_tensors,

@@ -4,6 +4,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from onnx_graphs import save_export
 from trt_infer_ros.models.registry import create_adapter, detect_model_type, normalize_model_type
 from trt_infer_ros.models.yolo import grid_size
 
@@ -41,8 +42,13 @@ def test_detect_model_type_by_output_shape(tmp_path, out_shape, family):
 
 def test_dynamic_exports(tmp_path):
     # Ultralytics' dynamic export: [batch, 84, anchors] from [batch, 3, height, width].
-    path = declared_graph(tmp_path, ("batch", 84, "anchors"), in_shape=("batch", 3, "h", "w"))
-    assert create_adapter("auto", declared_graph(tmp_path, (1, 7, "n"), name="b.onnx")).class_names == ["0", "1", "2"]
+    path = save_export(tmp_path / "dyn.onnx", {"output0": np.zeros((1, 84, 2100), np.float32)},
+                       input_shape=("batch", 3, "h", "w"),
+                       declared={"output0": ("batch", 84, "anchors")})
+    # 3 classes, anchors declared dynamic; the graph really outputs [1, 7, 2100].
+    three = save_export(tmp_path / "b.onnx", {"output0": np.zeros((1, 7, 2100), np.float32)},
+                        input_shape=(1, 3, 320, 320), declared={"output0": (1, 7, "n")})
+    assert create_adapter("auto", three).class_names == ["0", "1", "2"]
     assert detect_model_type(path) == "yolov8"
     adapter = create_adapter("auto", path, input_size=416)
     assert adapter.input_spec.shape == (1, 3, 416, 416) and len(adapter.class_names) == 80

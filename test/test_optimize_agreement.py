@@ -4,6 +4,8 @@ import json
 import numpy as np
 import pytest
 
+pytest.importorskip("pycocotools", reason="the agreement measure needs pycocotools")
+
 from trt_infer_ros.models.spec import Detections
 from trt_infer_ros.optimize.agreement import (AgreementError, coco_map, detection_agreement,
                                               load_coco_labels, load_yolo_labels)

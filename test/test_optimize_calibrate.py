@@ -81,7 +81,7 @@ def test_ranges_against_known_activations(tmp_path):
     pct = stats.ranges("percentile", 90.0)
     for name, values in known.items():
         step = values.max() / FINE_BINS
-        assert abs(pct[name] - np.percentile(values, 90.0, method="inverted_cdf")) <= step + 1e-6
+        assert abs(pct[name] - np.sort(values, axis=None)[int(np.ceil(0.9 * values.size)) - 1]) <= step + 1e-6
     entropy = stats.ranges("entropy")
     assert all(0 < entropy[n] <= minmax[n] * (1 + 1e-6) for n in known)
     with pytest.raises(ValueError, match="not one of"):

@@ -9,6 +9,9 @@ import onnx
 import pytest
 from onnx import helper
 
+pytest.importorskip("tinygrad", reason="the optimize tools need tinygrad (Python 3.11 or later)")
+pytest.importorskip("pycocotools", reason="the agreement measure needs pycocotools")
+
 from onnx_graphs import save_graph
 from test_engine_bag_reader import png_cdr, write_bag
 from test_optimize_search import make_detector

@@ -6,6 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+pytest.importorskip("tinygrad", reason="the optimize tools need tinygrad (Python 3.11 or later)")
+pytest.importorskip("pycocotools", reason="the agreement measure needs pycocotools")
+
 from fakes.fake_tensorrt import FakeTensorRT
 from test_optimize_search import make_detector
 from trt_infer_ros.engine.builder import AccuracyGateError, build_engine

@@ -5,6 +5,8 @@ import onnx
 import pytest
 from onnx import helper
 
+pytest.importorskip("tinygrad", reason="the optimize tools need tinygrad (Python 3.11 or later)")
+
 from onnx_graphs import save_graph
 from trt_infer_ros.optimize.layers import (NoQuantizableLayers, precision_pattern,
                                            quantizable_layers, require_layers)

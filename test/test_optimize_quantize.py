@@ -4,6 +4,8 @@ import math
 import numpy as np
 import pytest
 
+pytest.importorskip("tinygrad", reason="the optimize tools need tinygrad (Python 3.11 or later)")
+
 from trt_infer_ros.optimize.quantize import (QuantSpec, compute_params, dequantize,
                                              error_measures, fake_quantize, quantization_error,
                                              quantize)

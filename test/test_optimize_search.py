@@ -5,6 +5,9 @@ import onnx
 import pytest
 from onnx import helper
 
+pytest.importorskip("tinygrad", reason="the optimize tools need tinygrad (Python 3.11 or later)")
+pytest.importorskip("pycocotools", reason="the agreement measure needs pycocotools")
+
 from onnx_graphs import save_graph
 from trt_infer_ros.models.registry import create_adapter
 from trt_infer_ros.models.spec import ImageTransform

@@ -9,6 +9,8 @@ and run before any build.
 """
 from __future__ import annotations
 
+import importlib.util
+
 import difflib
 import fnmatch
 import os
@@ -525,6 +527,11 @@ class BuildOptions:
             return [("accuracy_target", f"the accuracy gate measures INT8 against FP32; precision "
                                         f"{self.precision} has no INT8: set precision int8 or "
                                         "best, or accuracy_target 0")]
+        missing = [m for m in ("tinygrad", "pycocotools") if importlib.util.find_spec(m) is None]
+        if missing:
+            return [("accuracy_target", f"the accuracy gate needs {' and '.join(missing)} "
+                                        "(pip install -r requirements.txt; tinygrad needs Python "
+                                        "3.11 or later), or accuracy_target 0")]
         if bool(self.validation_images) == bool(self.validation_bag):
             return [("validation_images", "accuracy_target needs held-out images: set "
                                           "validation_images:=<dir> or validation_bag:=<bag> "

@@ -84,18 +84,32 @@ def inspect_onnx(onnx_path: str) -> GraphInfo:
     graph = model.graph
     if not graph.node and not graph.input and not graph.output:
         raise unreadable_onnx(onnx_path, ValueError("no graph in the file"))
-    if any(None in _dims(o) or not _dims(o) for o in graph.output):
+    declared = {o.name: _dims(o) for o in graph.output}
+    inferred: dict = {}
+    if any(None in dims or not dims for dims in declared.values()):
         try:
-            graph = onnx.shape_inference.infer_shapes(model).graph
+            inferred = {o.name: _dims(o) for o in
+                        onnx.shape_inference.infer_shapes(model).graph.output}
         except Exception:                  # inference is a best effort; declared dims remain
             pass
     initializers = {i.name for i in graph.initializer}
     inputs = [TensorInfo(i.name, _dims(i), _ONNX_DTYPES.get(i.type.tensor_type.elem_type, "other"))
               for i in graph.input if i.name not in initializers]
-    outputs = [TensorInfo(o.name, _dims(o), _ONNX_DTYPES.get(o.type.tensor_type.elem_type, "other"))
+    outputs = [TensorInfo(o.name, _fill(declared[o.name], inferred.get(o.name)),
+                          _ONNX_DTYPES.get(o.type.tensor_type.elem_type, "other"))
                for o in graph.output]
     meta = parse_metadata({p.key: p.value for p in model.metadata_props})
     return _graph_info(onnx_path, inputs, outputs, {n.op_type for n in graph.node}, meta)
+
+
+def _fill(declared: Dims, inferred: Optional[Dims]) -> Dims:
+    """Declared output dims, with dynamic ones filled from shape inference. What the file
+    declares wins: onnx versions differ in whether inference may override it."""
+    if not declared:
+        return inferred or declared
+    if inferred is None or len(inferred) != len(declared):
+        return declared
+    return tuple(d if d is not None else i for d, i in zip(declared, inferred))
 
 
 def _inspect_with_onnxruntime(onnx_path: str) -> GraphInfo:

@@ -29,6 +29,7 @@ from trt_infer_ros.optimize.analysis import METRICS, Analysis
 from trt_infer_ros.optimize.calibrate import METHODS, cache_meta, write_cache
 from trt_infer_ros.optimize.frames import ImageInputError, load_frames, optional_frames, split
 from trt_infer_ros.optimize.layers import NoQuantizableLayers
+from trt_infer_ros.optimize.requirements import require
 from trt_infer_ros.optimize.search import TargetUnreachable, qdq_model, search
 from trt_infer_ros.optimize.sensitivity import measure_sensitivity, ranked
 
@@ -196,6 +197,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[int8] %(message)s", stream=sys.stderr)
     LOG.setLevel(logging.INFO)
     args = parser().parse_args(argv)
+    require("trt_infer_ros_int8", "tinygrad", "pycocotools")
     from trt_infer_ros.models.identify import ModelTypeError  # noqa: PLC0415
     try:
         if args.command == "calibrate":

@@ -25,6 +25,7 @@ from typing import Optional
 import onnx
 
 from trt_infer_ros.optimize.frames import ImageInputError, load_frames, optional_frames, split
+from trt_infer_ros.optimize.requirements import require
 
 LOG = logging.getLogger("trt_infer_ros.optimize")
 BAD_INPUT, DIVERGED = 2, 3
@@ -256,6 +257,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[compress] %(message)s", stream=sys.stderr)
     LOG.setLevel(logging.INFO)
     args = parser().parse_args(argv)
+    require("trt_infer_ros_compress", "tinygrad", "pycocotools")
     from trt_infer_ros.models.identify import ModelTypeError  # noqa: PLC0415
     from trt_infer_ros.optimize.distill import DistillError  # noqa: PLC0415
     from trt_infer_ros.optimize.layers import NoQuantizableLayers  # noqa: PLC0415
