@@ -1,0 +1,169 @@
+"""detector_node as users run it (its own process, frames from another process), against a relay
+node measured the same way and the bare runtime, in one run.
+
+  python benchmarks/node_process_benchmark.py [--frames 40] [--size 640x480] [--gap-ms 20]
+
+Rows (median and p10..p90 over --frames, one frame in flight, --gap-ms between frames):
+  bare runtime      runner.run() on a preprocessed tensor, in this process
+  pipeline          preprocess + run + decode + NMS, in this process
+  relay round trip  image published -> an empty Detection2DArray back from a node that only
+                    relays the header: what DDS and rclpy cost this image, with no work
+  detector_node     image published -> its detections back
+  node stages       detector_node's own per-stage p50 from /diagnostics
+Then: detector_node - relay - the node's stages = what the node adds beyond its work.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+
+RELAY_READY = "relay ready"
+
+
+def relay(topic: str) -> None:
+    """Answer every image with an empty Detection2DArray carrying its header."""
+    import rclpy
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    rclpy.init()
+    node = rclpy.create_node("detector_node")     # same topic names as the real node
+    pub = node.create_publisher(Detection2DArray, "~/detections", 10)
+    node.create_subscription(Image, topic, lambda m: pub.publish(Detection2DArray(header=m.header)),
+                             _qos())
+    print(RELAY_READY, flush=True)
+    try:
+        rclpy.spin(node)
+    except BaseException:                          # stopped by the benchmark
+        pass
+
+
+def _qos():
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def ms(samples) -> str:
+    a = 1000.0 * np.asarray(samples)
+    return f"{np.median(a):7.2f} ms [{np.percentile(a, 10):.2f}..{np.percentile(a, 90):.2f}]"
+
+
+def time_in_process(image, frames: int):
+    from trt_infer_ros.pipeline.detector import build_pipeline
+    from trt_infer_ros.pipeline.preprocess import preprocess
+    from trt_infer_ros.resources import default_model_path
+
+    pipeline = build_pipeline(str(default_model_path()), backend="onnxruntime")
+    tensor = preprocess(image, "bgr8", pipeline.adapter.input_spec)[0]
+    for _ in range(5):
+        pipeline.runner.run(tensor)
+    bare, whole = [], []
+    for _ in range(frames):
+        start = time.perf_counter()
+        pipeline.runner.run(tensor)
+        bare.append(time.perf_counter() - start)
+    for _ in range(frames):
+        start = time.perf_counter()
+        pipeline(image, "bgr8")
+        whole.append(time.perf_counter() - start)
+    pipeline.runner.close()
+    return bare, whole
+
+
+def time_node(cmd: list, image, frames: int, gap_s: float, ready: str, stages: bool):
+    """Round trips through the process `cmd` starts; and its /diagnostics stage p50s."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from trt_infer_ros.ros.image_conversion import array_to_image
+
+    env = dict(os.environ, RCUTILS_LOGGING_USE_STDOUT="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:
+        if ready in line:
+            break
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("node_process_benchmark", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    answered = threading.Event()
+    status = {}
+    node.create_subscription(Detection2DArray, "/detector_node/detections",
+                             lambda m: answered.set(), 10)
+    node.create_subscription(
+        DiagnosticArray, "/diagnostics",
+        lambda m: status.update({kv.key: kv.value for s in m.status
+                                 if s.name.startswith("detector_node") for kv in s.values}), 10)
+    pub = node.create_publisher(Image, "/node_bench/image", _qos())
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    while pub.get_subscription_count() == 0:
+        time.sleep(0.05)
+    msg = array_to_image(image, "bgr8")
+    samples = []
+    for i in range(frames + 5):                    # the first 5 warm the path up
+        answered.clear()
+        start = time.perf_counter()
+        pub.publish(msg)
+        if answered.wait(5.0) and i >= 5:
+            samples.append(time.perf_counter() - start)
+        time.sleep(gap_s)
+    if stages:
+        time.sleep(1.2)                            # one more /diagnostics period
+    proc.terminate()
+    proc.wait()
+    executor.shutdown(timeout_sec=1.0)
+    spinner.join(timeout=2.0)
+    rclpy.try_shutdown(context=context)
+    return samples, {k[:-9]: float(v) for k, v in status.items() if k.endswith(" p50 (ms)")}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--frames", type=int, default=40)
+    p.add_argument("--size", default="640x480")
+    p.add_argument("--gap-ms", type=float, default=20.0, help="pause between frames")
+    args = p.parse_args()
+    from trt_infer_ros.resources import sample_images_dir
+
+    width, height = (int(v) for v in args.size.split("x"))
+    image = cv2.resize(cv2.imread(str(sample_images_dir() / "astronaut.jpg")), (width, height))
+    bare, whole = time_in_process(image, args.frames)
+    relay_rt, _ = time_node([sys.executable, __file__, "relay"], image, args.frames,
+                            args.gap_ms / 1e3, RELAY_READY, stages=False)
+    node_rt, stages = time_node(
+        ["detector_node", "--ros-args", "-r", "image:=/node_bench/image", "-p",
+         "backend:=onnxruntime", "-p", "qos_reliability:=reliable"],
+        image, args.frames, args.gap_ms / 1e3, "ready:", stages=True)
+    print(f"{args.size} bgr8, {args.frames} frames, {args.gap_ms:g} ms between frames")
+    print(f"bare runtime        {ms(bare)}")
+    print(f"pipeline            {ms(whole)}")
+    print(f"relay round trip    {ms(relay_rt)}")
+    print(f"detector_node       {ms(node_rt)}")
+    print("node stages p50     " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+          + f" (sum {sum(stages.values()):.2f} ms)")
+    added = 1000 * (statistics.median(node_rt) - statistics.median(relay_rt)) - sum(stages.values())
+    print(f"detector_node - relay - node stages = {added:.2f} ms; detector_node / bare = "
+          f"{statistics.median(node_rt) / statistics.median(bare):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "relay":
+        relay("/node_bench/image")
+    else:
+        raise SystemExit(main())
