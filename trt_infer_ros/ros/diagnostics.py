@@ -31,11 +31,15 @@ class NodeDiagnostics:
 
     def __init__(self, node, hardware_id: str, stages: Sequence[str],
                  expected_rate: Callable[[], float] = lambda: 0.0, period_s: float = 1.0,
-                 extra_counters: Optional[dict] = None, summary_period_s: float = 10.0):
-        """`extra_counters`: the node's own counters, {name: words for the log line}."""
+                 extra_counters: Optional[dict] = None, summary_period_s: float = 10.0,
+                 logged: Sequence[str] = tuple(LOG_WORDS)):
+        """`extra_counters`: the node's own counters, {name: words for the log line};
+        `logged`: which of the standard counters the log line names (a source has no input
+        to skip or lose)."""
         self._node = node
         self._counters = COUNTERS + tuple(extra_counters or {})
-        self._log_words = dict(LOG_WORDS, **(extra_counters or {}))
+        self._log_words = {name: LOG_WORDS[name] for name in logged}
+        self._log_words.update(extra_counters or {})
         self._hardware_id = hardware_id
         self._stages = tuple(stages)
         self._expected_rate = expected_rate

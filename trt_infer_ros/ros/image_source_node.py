@@ -47,8 +47,9 @@ class ImageSourceNode(Node):
         self._frames = iterate_frames(self._source)
         self.published = 0
         self.finished = False
-        self._diagnostics = NodeDiagnostics(self, f"image source {self._source}",
-                                            ("read", "publish"), expected_rate=lambda: 0.0 if self.finished else rate)
+        self._diagnostics = NodeDiagnostics(
+            self, f"image source {self._source}", ("read", "publish"),
+            expected_rate=lambda: 0.0 if self.finished else rate, logged=("rejected",))
         self._timer = self.create_timer(1.0 / rate, self._publish_next)
         self.get_logger().info(
             f"publishing {self._source} on {self._publisher.topic_name} at {rate:g} Hz "
