@@ -128,3 +128,23 @@ def test_bad_inputs_are_rejected_with_clear_errors():
         preprocess(np.zeros((4, 4, 3), np.uint8), "bgra8", spec)
     with pytest.raises(ValueError, match="uint8"):
         preprocess(np.zeros((4, 4, 3), np.float32), "bgr8", spec)
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("norm", [(1.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+                                  (1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+def test_float32_path_equals_the_per_value_table(layout, norm):
+    """The whole-image float32 arithmetic gives exactly the table's (v * scale - mean) / std."""
+    import dataclasses
+
+    from trt_infer_ros.pipeline.preprocess import _lookup_tables, _to_uint8_canvas
+    scale, mean, std = norm
+    spec = dataclasses.replace(InputSpec(width=64, height=48, layout=layout), scale=scale,
+                               mean=mean, std=std, dtype="float32")
+    image = np.random.default_rng(3).integers(0, 256, (30, 50, 3), np.uint8)
+    tensor, _ = preprocess(image, "bgr8", spec)
+    canvas, _ = _to_uint8_canvas(image, "bgr8", spec)
+    tables = _lookup_tables(spec)
+    want = np.stack([tables[c][canvas[:, :, c]] for c in range(3)], -1)
+    want = want[None] if layout == "NHWC" else want.transpose(2, 0, 1)[None]
+    np.testing.assert_array_equal(tensor, want)
