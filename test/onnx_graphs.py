@@ -89,3 +89,23 @@ def ultralytics_metadata(task="detect", names=("person", "bicycle", "car"), imgs
             "end2end": end2end, "channels": 3}
     meta.update(more)
     return meta
+
+
+def save_rtdetr_deploy(path, width=64, height=64) -> str:
+    """images + orig_target_sizes -> labels, boxes (normalised boxes times the target size),
+    scores: one detection, class 2, score 0.9, box 0.25,0.25 - 0.5,0.75 of the target size."""
+    norm = np.zeros((1, 300, 4), np.float32)
+    norm[0, 0] = [0.25, 0.25, 0.5, 0.75]
+    labels = np.zeros((1, 300), np.int64)
+    labels[0, 0] = 2
+    scores = np.zeros((1, 300), np.float32)
+    scores[0, 0] = 0.9
+    nodes = [helper.make_node("Cast", ["orig_target_sizes"], ["wh"], to=TensorProto.FLOAT),
+             helper.make_node("Concat", ["wh", "wh"], ["whwh"], axis=1),
+             helper.make_node("Unsqueeze", ["whwh", "axis1"], ["scale"]),
+             helper.make_node("Mul", ["norm", "scale"], ["boxes"])]
+    return save_export(path, {"labels": labels, "boxes": None, "scores": scores},
+                       input_shape=(1, 3, height, width),
+                       declared={"boxes": ((1, 300, 4), np.float32)}, extra_nodes=nodes,
+                       extra_inputs=[("orig_target_sizes", (1, 2), np.int64)],
+                       extra_inits={"norm": norm, "axis1": np.array([1], np.int64)})

@@ -2,9 +2,9 @@
 on real ONNX graphs run by onnxruntime, with known outputs."""
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import helper
 
-from onnx_graphs import DEFAULT_MODEL, save_export, ultralytics_metadata
+from onnx_graphs import DEFAULT_MODEL, save_export, save_rtdetr_deploy, ultralytics_metadata
 from trt_infer_ros.backends.onnxruntime_runner import OnnxRuntimeRunner
 from trt_infer_ros.models.registry import create_adapter, detect_model_type
 from trt_infer_ros.models.yolo import grid_size
@@ -137,21 +137,7 @@ def test_rtdetr_scores_and_topk_forms(tmp_path):
 
 def test_rtdetr_deploy_form_gets_the_target_size_input(tmp_path):
     """images + orig_target_sizes -> labels, boxes (in target-size pixels), scores."""
-    norm = np.zeros((1, 300, 4), np.float32)
-    norm[0, 0] = [0.25, 0.25, 0.5, 0.75]
-    labels = np.zeros((1, 300), np.int64)
-    labels[0, 0] = 2
-    scores = np.zeros((1, 300), np.float32)
-    scores[0, 0] = 0.9
-    nodes = [helper.make_node("Cast", ["orig_target_sizes"], ["wh"], to=TensorProto.FLOAT),
-             helper.make_node("Concat", ["wh", "wh"], ["whwh"], axis=1),
-             helper.make_node("Unsqueeze", ["whwh", "axis1"], ["scale"]),
-             helper.make_node("Mul", ["norm", "scale"], ["boxes"])]
-    path = save_export(tmp_path / "rtdetr_deploy.onnx", {"labels": labels, "boxes": None,
-                                                          "scores": scores},
-                       declared={"boxes": ((1, 300, 4), np.float32)}, extra_nodes=nodes,
-                       extra_inputs=[("orig_target_sizes", (1, 2), np.int64)],
-                       extra_inits={"norm": norm, "axis1": np.array([1], np.int64)})
+    path = save_rtdetr_deploy(tmp_path / "rtdetr_deploy.onnx")
     assert detect_model_type(path) == "rtdetr"
     pipe = build_pipeline(path, backend="onnxruntime")
     assert pipe.adapter.input_spec.resize == "stretch"

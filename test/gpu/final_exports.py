@@ -1,13 +1,10 @@
 """Models whose rows are final detections (no NMS after them): random outputs of Ultralytics
-end-to-end [1,K,6] and RT-DETR [1,K,4+nc] / [1,K,6] exports, and RT-DETR's two-input deploy
-form as an ONNX graph. Scores lie on a 1/64 grid so equal scores are common (ties keep the
+end-to-end [1,K,6] and RT-DETR [1,K,4+nc] / [1,K,6] exports (the two-input deploy form is
+onnx_graphs.save_rtdetr_deploy). Scores lie on a 1/64 grid so equal scores are common (ties keep the
 lower row first), and a few rows hold inf or NaN."""
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto, helper
-
-from onnx_graphs import save_export
 
 
 def boxes_cxcywh(rng, n, width, height):
@@ -52,21 +49,3 @@ def rtdetr_scores_output(rng, n, nc, width=640, height=640):
     return with_nonfinite(rng, np.concatenate([b, scores], 1).astype(np.float32)[None])
 
 
-def save_rtdetr_deploy(path, width=64, height=64) -> str:
-    """images + orig_target_sizes -> labels, boxes (normalised boxes times the target size),
-    scores: one detection, class 2, score 0.9, box 0.25,0.25 - 0.5,0.75 of the target size."""
-    norm = np.zeros((1, 300, 4), np.float32)
-    norm[0, 0] = [0.25, 0.25, 0.5, 0.75]
-    labels = np.zeros((1, 300), np.int64)
-    labels[0, 0] = 2
-    scores = np.zeros((1, 300), np.float32)
-    scores[0, 0] = 0.9
-    nodes = [helper.make_node("Cast", ["orig_target_sizes"], ["wh"], to=TensorProto.FLOAT),
-             helper.make_node("Concat", ["wh", "wh"], ["whwh"], axis=1),
-             helper.make_node("Unsqueeze", ["whwh", "axis1"], ["scale"]),
-             helper.make_node("Mul", ["norm", "scale"], ["boxes"])]
-    return save_export(path, {"labels": labels, "boxes": None, "scores": scores},
-                       input_shape=(1, 3, height, width),
-                       declared={"boxes": ((1, 300, 4), np.float32)}, extra_nodes=nodes,
-                       extra_inputs=[("orig_target_sizes", (1, 2), np.int64)],
-                       extra_inits={"norm": norm, "axis1": np.array([1], np.int64)})

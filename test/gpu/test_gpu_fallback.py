@@ -43,7 +43,7 @@ def test_tinygrad_refuses_a_two_input_model_by_name(tmp_path):
     """RT-DETR's deploy form (images + orig_target_sizes): a clear refusal at construction."""
     import shutil
 
-    from final_exports import save_rtdetr_deploy
+    from onnx_graphs import save_rtdetr_deploy
     from trt_infer_ros.backends.runner import BackendUnavailable
     from trt_infer_ros.backends.tinygrad_runner import TinygradRunner, cuda_driver_present
 

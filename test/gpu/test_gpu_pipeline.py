@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from final_exports import (end2end_output, grid_scores, rtdetr_scores_output, rtdetr_topk_output,
-                           save_rtdetr_deploy)
-from onnx_graphs import save_export, ultralytics_metadata
+from final_exports import end2end_output, grid_scores, rtdetr_scores_output, rtdetr_topk_output
+from onnx_graphs import save_export, save_rtdetr_deploy, ultralytics_metadata
 from trt_infer_ros.models.spec import InputSpec
 from trt_infer_ros.models.yolo import YoloV8Adapter, grid_size
 from trt_infer_ros.pipeline.settings import DetectionSettings
