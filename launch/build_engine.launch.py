@@ -24,6 +24,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from trt_infer_ros.engine.cli import exit_meaning
+from trt_infer_ros.launch_support import given_overrides, override_arguments
 
 OVERRIDES = {
     "onnx": "ONNX model to build",
@@ -57,11 +58,7 @@ def on_builder_exit(event, context):
 
 
 def _builder(context):
-    overrides = {}
-    for name in OVERRIDES:
-        value = LaunchConfiguration(name).perform(context)
-        if value != "":
-            overrides[name] = int(value) if name == "dla_core" else value
+    overrides = given_overrides(context, OVERRIDES, integers=("dla_core",))
     return [Node(package="trt_infer_ros", executable="engine_builder_node",
                  name="engine_builder_node", output="screen",
                  parameters=[LaunchConfiguration("params_file"), overrides],
@@ -73,6 +70,5 @@ def generate_launch_description():
     args = [DeclareLaunchArgument("params_file",
                                   default_value=os.path.join(share, "config", "build.yaml"),
                                   description="engine_builder_node parameters")]
-    args += [DeclareLaunchArgument(name, default_value="", description=text)
-             for name, text in OVERRIDES.items()]
+    args += override_arguments(OVERRIDES)
     return LaunchDescription(args + [OpaqueFunction(function=_builder)])

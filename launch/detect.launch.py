@@ -7,14 +7,14 @@
 detector_node's parameters come from params_file (default: the package's config/detector.yaml);
 the detector arguments below override it only when given (non-empty).
 """
-import os
-
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
+from launch.actions import OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from trt_infer_ros.launch_support import (camera_arguments, given_overrides, image_source,
+                                          override_arguments)
 
 DETECTOR_OVERRIDES = {
     "model_path": "ONNX model or TensorRT engine (empty: params_file's)",
@@ -26,37 +26,15 @@ DETECTOR_OVERRIDES = {
 
 
 def _detector(context):
-    overrides = {name: LaunchConfiguration(name).perform(context) for name in DETECTOR_OVERRIDES}
-    overrides = {name: value for name, value in overrides.items() if value != ""}
     return [Node(package="trt_infer_ros", executable="detector_node", name="detector_node",
                  output="screen",
-                 parameters=[LaunchConfiguration("params_file"), overrides],
+                 parameters=[LaunchConfiguration("params_file"),
+                             given_overrides(context, DETECTOR_OVERRIDES)],
                  remappings=[("image", LaunchConfiguration("camera_topic"))])]
 
 
 def generate_launch_description():
     share = get_package_share_directory("trt_infer_ros")
-    camera_topic = LaunchConfiguration("camera_topic")
-    args = [
-        DeclareLaunchArgument("camera_topic", default_value="/camera/image_raw",
-                              description="sensor_msgs/Image topic to detect on"),
-        DeclareLaunchArgument("params_file",
-                              default_value=os.path.join(share, "config", "detector.yaml"),
-                              description="detector_node parameters"),
-        DeclareLaunchArgument("start_source", default_value="false",
-                              description="also start image_source_node publishing on camera_topic"),
-        DeclareLaunchArgument("source", default_value="",
-                              description="image directory or video for image_source_node "
-                                          "(empty = bundled photos)"),
-        DeclareLaunchArgument("rate", default_value="5.0",
-                              description="image_source_node frames per second"),
-    ]
-    args += [DeclareLaunchArgument(name, default_value="", description=text)
-             for name, text in DETECTOR_OVERRIDES.items()]
-    source = Node(package="trt_infer_ros", executable="image_source_node",
-                  name="image_source_node", output="screen",
-                  condition=IfCondition(LaunchConfiguration("start_source")),
-                  parameters=[{"source": LaunchConfiguration("source"),
-                               "rate": LaunchConfiguration("rate")}],
-                  remappings=[("image", camera_topic)])
-    return LaunchDescription(args + [OpaqueFunction(function=_detector), source])
+    args = camera_arguments(share, "detector.yaml", "detector_node parameters")
+    args += override_arguments(DETECTOR_OVERRIDES)
+    return LaunchDescription(args + [OpaqueFunction(function=_detector), image_source()])

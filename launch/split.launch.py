@@ -9,14 +9,14 @@ below override it for both nodes when given; dla_core for the backbone. Without
 backbone_model/head_model the nodes split model_path into the cache on first start (or reuse it).
 Results: /head_node/detections, /head_node/label_info, /head_node/image.
 """
-import os
-
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
+from launch.actions import OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from trt_infer_ros.launch_support import (camera_arguments, given_overrides, image_source,
+                                          override_arguments)
 
 BOTH = {"model_path": "whole model ONNX (empty: params_file's)",
         "cut_tensors": "comma-separated cut tensors (empty: params_file's)",
@@ -24,54 +24,27 @@ BOTH = {"model_path": "whole model ONNX (empty: params_file's)",
         "qos_reliability": "image subscription: best_effort or reliable (empty: params_file's)"}
 BACKBONE_ONLY = {"dla_core": "DLA core for the backbone, -1 for none (empty: params_file's)",
                  "backbone_model": "backbone ONNX or engine (empty: params_file's)",
-                 "transport": "auto, shared_memory or inline (empty: params_file's)"}
+                 "transport": "auto, shared_memory, cuda_ipc or inline (empty: params_file's)"}
 HEAD_ONLY = {"head_model": "head ONNX or engine (empty: params_file's)"}
-
-
-def _given(context, names):
-    values = {n: LaunchConfiguration(n).perform(context) for n in names}
-    out = {n: v for n, v in values.items() if v != ""}
-    if "dla_core" in out:
-        out["dla_core"] = int(out["dla_core"])
-    return out
 
 
 def _pair(context):
     params_file = LaunchConfiguration("params_file")
     camera = ("image", LaunchConfiguration("camera_topic"))
-    both = _given(context, BOTH)
+    both = given_overrides(context, BOTH)
+    backbone = given_overrides(context, BACKBONE_ONLY, integers=("dla_core",))
     return [
         Node(package="trt_infer_ros", executable="backbone_node", name="backbone_node",
-             output="screen", parameters=[params_file, {**both, **_given(context, BACKBONE_ONLY)}],
+             output="screen", parameters=[params_file, {**both, **backbone}],
              remappings=[camera]),
         Node(package="trt_infer_ros", executable="head_node", name="head_node", output="screen",
-             parameters=[params_file, {**both, **_given(context, HEAD_ONLY)}],
+             parameters=[params_file, {**both, **given_overrides(context, HEAD_ONLY)}],
              remappings=[camera, ("features", "/backbone_node/features")]),
     ]
 
 
 def generate_launch_description():
     share = get_package_share_directory("trt_infer_ros")
-    args = [
-        DeclareLaunchArgument("camera_topic", default_value="/camera/image_raw",
-                              description="sensor_msgs/Image topic to detect on"),
-        DeclareLaunchArgument("params_file",
-                              default_value=os.path.join(share, "config", "split.yaml"),
-                              description="backbone_node and head_node parameters"),
-        DeclareLaunchArgument("start_source", default_value="false",
-                              description="also start image_source_node on camera_topic"),
-        DeclareLaunchArgument("source", default_value="",
-                              description="images or video for image_source_node (empty = "
-                                          "bundled photos)"),
-        DeclareLaunchArgument("rate", default_value="5.0",
-                              description="image_source_node frames per second"),
-    ]
-    args += [DeclareLaunchArgument(n, default_value="", description=t)
-             for n, t in {**BOTH, **BACKBONE_ONLY, **HEAD_ONLY}.items()]
-    source = Node(package="trt_infer_ros", executable="image_source_node",
-                  name="image_source_node", output="screen",
-                  condition=IfCondition(LaunchConfiguration("start_source")),
-                  parameters=[{"source": LaunchConfiguration("source"),
-                               "rate": LaunchConfiguration("rate")}],
-                  remappings=[("image", LaunchConfiguration("camera_topic"))])
-    return LaunchDescription(args + [OpaqueFunction(function=_pair), source])
+    args = camera_arguments(share, "split.yaml", "backbone_node and head_node parameters")
+    args += override_arguments({**BOTH, **BACKBONE_ONLY, **HEAD_ONLY})
+    return LaunchDescription(args + [OpaqueFunction(function=_pair), image_source()])
