@@ -13,6 +13,12 @@ Flatten, Transpose, Slice, Split, Softmax, Gemm, a grouped convolution, a graph 
 decode after the heads) is locked: pruning it would change what the model outputs mean. The
 plan says which spaces were locked and why; asking for more than the free spaces can give is
 refused with those reasons.
+
+With channel statistics measured on frames (channel_stats.py), channels are ranked by what their
+consumers lose (the L1 norm of the consumer's input column times the channel's spread over the
+frames), and each removed channel's mean is folded into its consumers' biases: a convolution
+reading a channel that stays near its mean computes nearly the same without it, so downstream
+activations do not shift by the dropped constant.
 """
 from __future__ import annotations
 
@@ -274,8 +280,47 @@ def channel_importance(model: onnx.ModelProto, space: Space) -> np.ndarray:
     return total
 
 
+def _is_depthwise(node: onnx.NodeProto, weight: np.ndarray) -> bool:
+    return _attr(node, "group", 1) > 1 and weight.shape[1] == 1
+
+
+def consumer_columns(model: onnx.ModelProto, plan: PrunePlan) -> dict[int, list]:
+    """Space -> [(conv node, the space's input columns of that conv)] for every convolution that
+    mixes channels (depthwise convs pass a space through instead)."""
+    inits = _ints(model)
+    out: dict[int, list] = {}
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "ConvTranspose") or node.input[1] not in inits or \
+                _is_depthwise(node, inits[node.input[1]]):
+            continue
+        offset = 0
+        for sid, size in plan.layout.get(node.input[0], []):
+            out.setdefault(sid, []).append((node, np.arange(offset, offset + size)))
+            offset += size
+    return out
+
+
+def downstream_importance(model: onnx.ModelProto, plan: PrunePlan, sid: int,
+                          stats) -> np.ndarray:
+    """How much each channel moves its consumers' outputs: the L1 norm of the consumer's input
+    column times the channel's standard deviation on the frames, each consumer's scores divided
+    by their mean so consumers of different scale weigh alike."""
+    inits = _ints(model)
+    total = np.zeros(plan.spaces[sid].size, np.float64)
+    for node, columns in consumer_columns(model, plan).get(sid, []):
+        weight = inits[node.input[1]].astype(np.float64)
+        in_axis = 1 if node.op_type == "Conv" else 0
+        w = np.moveaxis(weight, in_axis, 0)[columns].reshape(len(columns), -1)
+        std = stats.std.get(node.input[0])
+        if std is None:
+            raise PruneError(f"no channel statistics for {node.input[0]}")
+        score = np.abs(w).sum(axis=1) * std[columns]
+        total += score / max(score.mean(), 1e-12)
+    return total
+
+
 def choose(model: onnx.ModelProto, plan: PrunePlan, ratio: float, scope: str = "",
-           global_ranking: bool = False, round_to: int = 1) -> PrunePlan:
+           global_ranking: bool = False, round_to: int = 1, stats=None) -> PrunePlan:
     """Fill `plan.removed`: the lowest-ranked `ratio` of the channels in each prunable space
     (or of all prunable channels together with `global_ranking`)."""
     if not 0 < ratio < 1:
@@ -286,7 +331,10 @@ def choose(model: onnx.ModelProto, plan: PrunePlan, ratio: float, scope: str = "
         reasons = sorted(set(plan.locked.values()))
         raise PruneError("no channel group can be pruned" + (f" in scope {scope!r}" if scope
                          else "") + "; locked because: " + "; ".join(reasons[:6]))
-    scores = {sid: channel_importance(model, plan.spaces[sid]) for sid in candidates}
+    if stats is not None:
+        scores = {sid: downstream_importance(model, plan, sid, stats) for sid in candidates}
+    else:
+        scores = {sid: channel_importance(model, plan.spaces[sid]) for sid in candidates}
     counts = {}
     if global_ranking:
         pooled = np.concatenate([s for s in scores.values()])
@@ -344,6 +392,16 @@ class _Writer:
         self.new[new_name] = value
         node.input[position] = new_name
 
+    def set_bias(self, node: onnx.NodeProto, value: np.ndarray) -> None:
+        if len(node.input) > 2 and node.input[2]:
+            self.replaced(node, 2, value)
+            return
+        name = f"{node.name or node.output[0]}__pruned_bias"
+        self.new[name] = value
+        while len(node.input) < 3:
+            node.input.append("")
+        node.input[2] = name
+
     def finish(self) -> onnx.ModelProto:
         graph = self.model.graph
         graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in self.new.items())
@@ -355,8 +413,49 @@ class _Writer:
         return self.model
 
 
-def apply(model: onnx.ModelProto, plan: PrunePlan) -> onnx.ModelProto:
-    """A copy of `model` with the planned channels physically removed."""
+def folded_bias(node: onnx.NodeProto, inits: dict, keep_in: np.ndarray,
+                mean: np.ndarray) -> np.ndarray:
+    """The conv's bias plus what its removed input channels contributed at their mean: exact for
+    a channel that is constant (away from zero padding)."""
+    weight = inits[node.input[1]].astype(np.float64)
+    removed = np.setdiff1d(np.arange(len(mean)), keep_in)
+    if node.op_type == "Conv":
+        per_column = weight[:, removed].sum(axis=tuple(range(2, weight.ndim)))
+        delta = per_column @ mean[removed]
+    else:                                 # ConvTranspose: each output sees 1/stride^2 of taps
+        strides = _attr(node, "strides", [1] * (weight.ndim - 2))
+        per_row = weight[removed].sum(axis=tuple(range(2, weight.ndim)))
+        delta = mean[removed] @ per_row / float(np.prod(strides))
+    bias = inits[node.input[2]] if len(node.input) > 2 and node.input[2] else 0.0
+    return (bias + delta).astype(np.float32)
+
+
+RIDGE = 1e-3
+
+
+def regressed_weight(node: onnx.NodeProto, inits: dict, keep_in: np.ndarray, mean: np.ndarray,
+                     cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(weight, bias) of a Conv whose removed input channels are replaced by their least-squares
+    prediction from the kept ones (x_removed ~ A x_kept + b, fitted on the frames): the removed
+    columns' weights move onto the kept columns, the constant part into the bias."""
+    weight = inits[node.input[1]].astype(np.float64)
+    removed = np.setdiff1d(np.arange(len(mean)), keep_in)
+    kk = cov[np.ix_(keep_in, keep_in)]
+    ridge = RIDGE * max(np.trace(kk) / max(len(keep_in), 1), 1e-12)
+    a = np.linalg.solve(kk + ridge * np.eye(len(keep_in)), cov[np.ix_(keep_in, removed)]).T
+    b = mean[removed] - a @ mean[keep_in]
+    w_removed = weight[:, removed]
+    moved = np.einsum("or...,rk->ok...", w_removed, a)
+    bias = inits[node.input[2]] if len(node.input) > 2 and node.input[2] else 0.0
+    delta = w_removed.sum(axis=tuple(range(2, weight.ndim))) @ b
+    full = weight.copy()
+    full[:, keep_in] += moved
+    return full.astype(np.float32), (bias + delta).astype(np.float32)
+
+
+def apply(model: onnx.ModelProto, plan: PrunePlan, stats=None) -> onnx.ModelProto:
+    """A copy of `model` with the planned channels physically removed; with `stats`, the removed
+    channels' means are folded into their consumers' biases."""
     writer = _Writer(model)
     for node in writer.model.graph.node:
         op = node.op_type
@@ -373,14 +472,28 @@ def apply(model: onnx.ModelProto, plan: PrunePlan) -> onnx.ModelProto:
                     node.attribute.remove(next(a for a in node.attribute if a.name == "group"))
                     node.attribute.append(helper.make_attribute("group", int(len(keep_out))))
                 continue
+            bias = None
+            if keep_in is not None and stats is not None and node.input[0] in stats.mean:
+                source = node.input[0]
+                if op == "Conv" and source in stats.cov:
+                    weight, bias = regressed_weight(node, writer.inits, keep_in,
+                                                    stats.mean[source], stats.cov[source])
+                    writer.replaced(node, 1, weight)      # a shared weight stays intact
+                    writer.inits[node.input[1]] = weight
+                else:
+                    bias = folded_bias(node, writer.inits, keep_in, stats.mean[source])
             if keep_in is not None:
                 writer.sliced(node, 1, keep_in, in_axis)
             if keep_out is not None:
                 if keep_in is not None:                    # slice the already sliced weight
                     writer.inits[node.input[1]] = writer.new[node.input[1]]
                 writer.sliced(node, 1, keep_out, out_axis)
-                if len(node.input) > 2 and node.input[2]:
+                if bias is not None:
+                    bias = bias[keep_out]
+                elif len(node.input) > 2 and node.input[2]:
                     writer.sliced(node, 2, keep_out, 0)
+            if bias is not None:
+                writer.set_bias(node, bias)
         elif op == "BatchNormalization" and keep_out is not None:
             for position in range(1, 5):
                 writer.sliced(node, position, keep_out, 0)
@@ -417,11 +530,14 @@ class PruneResult:
 
 
 def prune_channels(model: onnx.ModelProto, ratio: float, scope: str = "",
-                   global_ranking: bool = False, round_to: int = 1) -> PruneResult:
-    """`model` with the lowest-L1 `ratio` of the prunable channels removed."""
-    plan = choose(model, analyze(model), ratio, scope, global_ranking, round_to)
+                   global_ranking: bool = False, round_to: int = 1,
+                   stats=None) -> PruneResult:
+    """`model` with the least important `ratio` of the prunable channels removed: by the L1 norm
+    of their filters, or with `stats` (channel_stats.measure_channels) by what their consumers
+    lose, with the removed channels' means folded into the consumers' biases."""
+    plan = choose(model, analyze(model), ratio, scope, global_ranking, round_to, stats)
     before = sum(plan.spaces[s].size for s in plan.removed)
-    pruned = apply(model, plan)
+    pruned = apply(model, plan, stats)
     try:
         onnx.checker.check_model(pruned)
         shape_inference.infer_shapes(pruned, strict_mode=True)
