@@ -68,6 +68,10 @@ def parser() -> argparse.ArgumentParser:
                    help="rank channels across layers instead of per layer")
     p.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of "
                    "this (8 suits tensor cores)")
+    p.add_argument("--ranking", choices=("auto", "l1", "activation"), default="auto",
+                   help="activation: rank by what the consumers lose on the frames and predict "
+                   "removed channels from the kept ones; l1: filter norms only, no frames "
+                   "needed (auto: activation when frames are given)")
     add_frames(p, False)
     p = sub.add_parser("sparsify", help="zero weights by magnitude or in the 2:4 pattern")
     p.add_argument("onnx")
@@ -180,14 +184,22 @@ def _finish(session: Session, before, model: onnx.ModelProto, extra: dict, tuned
 def run_prune(args) -> int:
     from trt_infer_ros.optimize.prune_structured import locked_reasons, prune_channels  # noqa
     from trt_infer_ros.optimize.trainable import TrainableModel  # noqa: PLC0415
-    session = Session(args, need_frames=False)
+    session = Session(args, need_frames=args.ranking == "activation")
     before = session.facts(session.teacher, "FP32 model")
+    stats = None
+    if args.ranking != "l1" and session.train:
+        from trt_infer_ros.optimize.channel_stats import measure_channels  # noqa: PLC0415
+        stats = measure_channels(session.teacher, [f.tensor for f in session.train],
+                                 covariance=True)
+        LOG.info("channel statistics from %d frames: ranking by activation, removed channels "
+                 "predicted from the kept ones", stats.frames)
     result = prune_channels(session.teacher, args.ratio, args.scope, args.global_ranking,
-                            args.round_to)
+                            args.round_to, stats)
     LOG.info("%s", result.summary())
     for line in locked_reasons(result.plan):
         LOG.info("kept whole: %s", line)
-    extra = {"pruned_groups": len(result.plan.removed),
+    extra = {"ranking": "activation" if stats else "l1",
+             "pruned_groups": len(result.plan.removed),
              "channels_removed": result.plan.channels_removed(),
              "locked": locked_reasons(result.plan, 100)}
     model, tuned = result.model, None
