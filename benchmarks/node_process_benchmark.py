@@ -56,12 +56,12 @@ def ms(samples) -> str:
     return f"{np.median(a):7.2f} ms [{np.percentile(a, 10):.2f}..{np.percentile(a, 90):.2f}]"
 
 
-def time_in_process(image, frames: int):
-    from trt_infer_ros.pipeline.detector import build_pipeline
+def time_in_process(image, frames: int, backend: str):
+    from trt_infer_ros.pipeline.gpu_pipeline import build_best_pipeline
     from trt_infer_ros.pipeline.preprocess import preprocess
     from trt_infer_ros.resources import default_model_path
 
-    pipeline = build_pipeline(str(default_model_path()), backend="onnxruntime")
+    pipeline = build_best_pipeline(str(default_model_path()), backend=backend)
     tensor = preprocess(image, "bgr8", pipeline.adapter.input_spec)[0]
     for _ in range(5):
         pipeline.runner.run(tensor)
@@ -137,17 +137,19 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=40)
     p.add_argument("--size", default="640x480")
     p.add_argument("--gap-ms", type=float, default=20.0, help="pause between frames")
+    p.add_argument("--backend", default="onnxruntime",
+                   help="detector_node's backend (auto: the GPU pipeline where there is one)")
     args = p.parse_args()
     from trt_infer_ros.resources import sample_images_dir
 
     width, height = (int(v) for v in args.size.split("x"))
     image = cv2.resize(cv2.imread(str(sample_images_dir() / "astronaut.jpg")), (width, height))
-    bare, whole = time_in_process(image, args.frames)
+    bare, whole = time_in_process(image, args.frames, args.backend)
     relay_rt, _ = time_node([sys.executable, __file__, "relay"], image, args.frames,
                             args.gap_ms / 1e3, RELAY_READY, stages=False)
     node_rt, stages = time_node(
         ["detector_node", "--ros-args", "-r", "image:=/node_bench/image", "-p",
-         "backend:=onnxruntime", "-p", "qos_reliability:=reliable"],
+         f"backend:={args.backend}", "-p", "qos_reliability:=reliable"],
         image, args.frames, args.gap_ms / 1e3, "ready:", stages=True)
     print(f"{args.size} bgr8, {args.frames} frames, {args.gap_ms:g} ms between frames")
     print(f"bare runtime        {ms(bare)}")

@@ -18,15 +18,32 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from synthetic_yolo import make_yolov8_shaped  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tinygrad_cuda(cuda_context):
-    pytest.importorskip("tinygrad", reason="tinygrad is not installed")
+@pytest.fixture(scope="module", params=["tinygrad", "onnxruntime"])
+def gpu_backend(request, cuda_context, tmp_path_factory):
+    """Every test here runs once per GPU runner installed: tinygrad CUDA, onnxruntime CUDA."""
+    from trt_infer_ros.pipeline.gpu_runner_choice import installed_gpu_runners
+
+    if request.param not in installed_gpu_runners():
+        pytest.skip(f"{request.param} with CUDA support is not installed")
+    # backend auto times the runners and caches the winner: keep that cache out of $HOME
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    yield request.param
+    mp.undo()
 
 
-def _runner(path):
-    from trt_infer_ros.backends.tinygrad_cuda_runner import TinygradCudaRunner
+def _runner(path, backend):
+    from trt_infer_ros.pipeline.gpu_runner_choice import create_named_gpu_runner
 
-    return TinygradCudaRunner(str(path))
+    return create_named_gpu_runner(backend, str(path))
+
+
+def _best(path, backend, settings, **kwargs):
+    """build_best_pipeline asking for this runner (onnxruntime needs the CUDA device named)."""
+    from trt_infer_ros.pipeline.gpu_pipeline import build_best_pipeline
+
+    return build_best_pipeline(path, "auto", backend, settings,
+                               device="CUDA" if backend == "onnxruntime" else None, **kwargs)
 
 
 def _images(rng):
@@ -37,12 +54,12 @@ def _images(rng):
     yield rng.integers(0, 256, (200, 150), dtype=np.uint8), "mono8"
 
 
-def test_gpu_decode_equals_cpu_decode_of_same_outputs(tinygrad_cuda, tmp_path, rng_seed):
+def test_gpu_decode_equals_cpu_decode_of_same_outputs(gpu_backend, tmp_path, rng_seed):
     """Same GPU preprocess + model; GPU decode/NMS vs numpy decode/NMS of those outputs."""
     from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline
 
     path = make_yolov8_shaped(tmp_path / "y.onnx", 128, 80, seed=rng_seed % 1000)
-    runner = _runner(path)
+    runner = _runner(path, gpu_backend)
     adapter = YoloV8Adapter(InputSpec(width=128, height=128), num_classes=80)
     settings = DetectionSettings(score_threshold=0.1, nms_iou_threshold=0.5, max_detections=50)
     gpu = GpuDetectionPipeline(adapter, runner, settings)
@@ -64,13 +81,13 @@ def test_gpu_decode_equals_cpu_decode_of_same_outputs(tinygrad_cuda, tmp_path, r
         gpu.close()
 
 
-def test_live_settings_and_graph_vs_eager(tinygrad_cuda, tmp_path, rng_seed):
+def test_live_settings_and_graph_vs_eager(gpu_backend, tmp_path, rng_seed):
     from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline
 
     path = make_yolov8_shaped(tmp_path / "y.onnx", 128, 80, seed=1)
     adapter = YoloV8Adapter(InputSpec(width=128, height=128), num_classes=80)
-    graph = GpuDetectionPipeline(adapter, _runner(path), DetectionSettings(0.1, 0.5, 100))
-    eager = GpuDetectionPipeline(adapter, _runner(path), graph.settings, use_graph=False)
+    graph = GpuDetectionPipeline(adapter, _runner(path, gpu_backend), DetectionSettings(0.1, 0.5, 100))
+    eager = GpuDetectionPipeline(adapter, _runner(path, gpu_backend), graph.settings, use_graph=False)
     rng = np.random.default_rng(rng_seed)
     image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
     try:
@@ -95,7 +112,7 @@ def test_live_settings_and_graph_vs_eager(tinygrad_cuda, tmp_path, rng_seed):
         eager.close()
 
 
-def test_matches_cpu_pipeline_on_constant_model(tinygrad_cuda, constant_model, rng_seed):
+def test_matches_cpu_pipeline_on_constant_model(gpu_backend, constant_model, rng_seed):
     """Model output independent of the image: GPU pipeline == DetectionPipeline (onnxruntime)."""
     from trt_infer_ros.backends.onnxruntime_runner import OnnxRuntimeRunner
     from trt_infer_ros.pipeline.detector import DetectionPipeline
@@ -109,7 +126,7 @@ def test_matches_cpu_pipeline_on_constant_model(tinygrad_cuda, constant_model, r
     adapter = YoloV8Adapter(InputSpec(width=128, height=128), num_classes=nc)
     settings = DetectionSettings(0.3, 0.45, 100)
     cpu = DetectionPipeline(adapter, OnnxRuntimeRunner(path), settings)
-    gpu = GpuDetectionPipeline(adapter, _runner(path), settings)
+    gpu = GpuDetectionPipeline(adapter, _runner(path, gpu_backend), settings)
     try:
         for image, encoding in _images(rng):
             a, b = gpu(image, encoding), cpu(image, encoding)
@@ -122,7 +139,7 @@ def test_matches_cpu_pipeline_on_constant_model(tinygrad_cuda, constant_model, r
         cpu.close()
 
 
-def test_default_centernet_model_on_photos(tinygrad_cuda):
+def test_default_centernet_model_on_photos(gpu_backend):
     """The shipped CenterNet on real photos: GPU pipeline finds what the CPU pipeline finds."""
     import cv2
 
@@ -134,7 +151,8 @@ def test_default_centernet_model_on_photos(tinygrad_cuda):
     if not model.is_file() or not photos:
         pytest.skip("default model or photos not in the repository")
     settings = DetectionSettings(0.3, 0.45, 100)
-    gpu = build_gpu_pipeline(str(model), "auto", "tinygrad", settings)
+    gpu = build_gpu_pipeline(str(model), "auto", gpu_backend, settings,
+                             device="CUDA" if gpu_backend == "onnxruntime" else None)
     cpu = build_pipeline(str(model), "auto", "onnxruntime", settings)
     try:
         for path in photos:
@@ -156,12 +174,12 @@ def test_default_centernet_model_on_photos(tinygrad_cuda):
         cpu.close()
 
 
-def test_no_device_memory_growth_over_10000_frames(tinygrad_cuda, tmp_path, rng_seed):
+def test_no_device_memory_growth_over_10000_frames(gpu_backend, tmp_path, rng_seed):
     from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline
 
     path = make_yolov8_shaped(tmp_path / "y.onnx", 64, 80, seed=2)
     adapter = YoloV8Adapter(InputSpec(width=64, height=64), num_classes=80)
-    pipe = GpuDetectionPipeline(adapter, _runner(path), DetectionSettings(0.1, 0.5, 100))
+    pipe = GpuDetectionPipeline(adapter, _runner(path, gpu_backend), DetectionSettings(0.1, 0.5, 100))
     rng = np.random.default_rng(rng_seed)
     images = [rng.integers(0, 256, (48, 80, 3), dtype=np.uint8) for _ in range(4)]
     try:
@@ -179,7 +197,7 @@ def test_no_device_memory_growth_over_10000_frames(tinygrad_cuda, tmp_path, rng_
         pipe.close()
 
 
-def test_frames_from_other_threads(tinygrad_cuda, tmp_path, rng_seed):
+def test_frames_from_other_threads(gpu_backend, tmp_path, rng_seed):
     """ROS executors call the pipeline from worker threads: contexts must follow."""
     import threading
 
@@ -187,7 +205,7 @@ def test_frames_from_other_threads(tinygrad_cuda, tmp_path, rng_seed):
 
     path = make_yolov8_shaped(tmp_path / "y.onnx", 64, 80, seed=3)
     adapter = YoloV8Adapter(InputSpec(width=64, height=64), num_classes=80)
-    pipe = GpuDetectionPipeline(adapter, _runner(path), DetectionSettings(0.1, 0.5, 100))
+    pipe = GpuDetectionPipeline(adapter, _runner(path, gpu_backend), DetectionSettings(0.1, 0.5, 100))
     rng = np.random.default_rng(rng_seed)
     images = [rng.integers(0, 256, (48 + 8 * i, 80, 3), dtype=np.uint8) for i in range(3)]
     want = [pipe(im, "bgr8") for im in images]
@@ -213,17 +231,38 @@ def test_frames_from_other_threads(tinygrad_cuda, tmp_path, rng_seed):
         pipe.close()
 
 
-def test_engine_best_pipeline_picks_gpu(tinygrad_cuda, tmp_path):
+def test_auto_takes_the_fastest_gpu_runner_and_remembers_it(cuda_context, tmp_path,
+                                                            monkeypatch):
+    """backend auto: every GPU runner installed is timed on whole frames, the numbers are
+    logged, the fastest is kept and remembered; backend onnxruntime without a CUDA device
+    stays on the CPU-side pipeline."""
     from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
+    from trt_infer_ros.pipeline.gpu_runner_choice import cache_path, installed_gpu_runners
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     # 128: at 64x64 the 84 anchors equal the 84 channels and the explicit yolov8 is refused
     path = make_yolov8_shaped(tmp_path / "y.onnx", 128, 80, seed=4)
-    pipe = build_best_pipeline(path, "yolov8", "auto", DetectionSettings())
+    first, second = [], []
+    pipe = build_best_pipeline(path, "yolov8", "auto", DetectionSettings(), log=first.append)
     try:
         assert isinstance(pipe, GpuDetectionPipeline), getattr(pipe, "selection", "")
         assert "GPU pipeline" in pipe.selection
+        chosen = pipe.runner.name
     finally:
         pipe.close()
+    print("\n".join(first))
+    if len(installed_gpu_runners()) > 1:
+        for name in installed_gpu_runners():
+            assert any(m.startswith(f"GPU runner {name}: ") and " ms per 1280x720 frame" in m
+                       for m in first), first
+        assert any(m.startswith(f"GPU runner {chosen} chosen: ") for m in first), first
+        assert cache_path().is_file()
+        pipe = build_best_pipeline(path, "yolov8", "auto", DetectionSettings(), log=second.append)
+        try:
+            assert pipe.runner.name == chosen
+            assert any("measured before" in m for m in second), second
+        finally:
+            pipe.close()
     cpu = build_best_pipeline(path, "yolov8", "onnxruntime", DetectionSettings())
     try:
         assert not isinstance(cpu, GpuDetectionPipeline) and "CPU-side" in cpu.selection
@@ -249,12 +288,12 @@ FINAL_FORMS = {
 
 
 @pytest.mark.parametrize("form", list(FINAL_FORMS))
-def test_final_detection_outputs_decode_on_gpu_like_the_cpu_pipeline(tinygrad_cuda, tmp_path,
+def test_final_detection_outputs_decode_on_gpu_like_the_cpu_pipeline(gpu_backend, tmp_path,
                                                                      rng_seed, form):
     """End-to-end YOLO and RT-DETR exports: GPU decode (top-k, no NMS) == DetectionPipeline
     with onnxruntime, over settings changes, non-finite rows and agnostic NMS."""
     from trt_infer_ros.pipeline.detector import build_pipeline
-    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline
 
     rng = np.random.default_rng([rng_seed, list(FINAL_FORMS).index(form)])
     make_output, meta = FINAL_FORMS[form]
@@ -263,7 +302,7 @@ def test_final_detection_outputs_decode_on_gpu_like_the_cpu_pipeline(tinygrad_cu
     path = save_export(tmp_path / f"{form}.onnx", {"output0": out}, input_shape=(1, 3, H, W),
                        metadata=ultralytics_metadata(imgsz=(H, W), names=NAMES, **meta))
     settings = DetectionSettings(0.25, 0.45, 100)
-    gpu = build_best_pipeline(path, "auto", "auto", settings)
+    gpu = _best(path, gpu_backend, settings)
     cpu = build_pipeline(path, "auto", "onnxruntime", settings)
     try:
         assert isinstance(gpu, GpuDetectionPipeline) and gpu.gpu_decode, gpu.selection
@@ -302,14 +341,14 @@ def _task_export(tmp_path, rng, task):
 
 
 @pytest.mark.parametrize("task", ["segment", "pose", "obb"])
-def test_task_heads_decode_on_cpu_and_say_so(tinygrad_cuda, tmp_path, rng_seed, task):
+def test_task_heads_decode_on_cpu_and_say_so(gpu_backend, tmp_path, rng_seed, task):
     from trt_infer_ros.pipeline.detector import build_pipeline
-    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline
 
     rng = np.random.default_rng([rng_seed, 7])
     path = _task_export(tmp_path, rng, task)
     settings = DetectionSettings(0.3, 0.45, 100)
-    gpu = build_best_pipeline(path, "auto", "auto", settings)
+    gpu = _best(path, gpu_backend, settings)
     cpu = build_pipeline(path, "auto", "onnxruntime", settings)
     try:
         assert isinstance(gpu, GpuDetectionPipeline) and not gpu.gpu_decode, gpu.selection
@@ -328,10 +367,10 @@ def test_task_heads_decode_on_cpu_and_say_so(tinygrad_cuda, tmp_path, rng_seed, 
         cpu.close()
 
 
-def test_dynamic_onnx_runs_on_the_gpu_at_the_resolved_size(tinygrad_cuda, tmp_path, rng_seed):
+def test_dynamic_onnx_runs_on_the_gpu_at_the_resolved_size(gpu_backend, tmp_path, rng_seed):
     """A dynamic=True export: the size from its metadata reaches tinygrad (no CPU fallback)."""
     from trt_infer_ros.pipeline.detector import build_pipeline
-    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
+    from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline
 
     rng = np.random.default_rng([rng_seed, 8])
     n, nc = grid_size(W, H), 80
@@ -343,7 +382,7 @@ def test_dynamic_onnx_runs_on_the_gpu_at_the_resolved_size(tinygrad_cuda, tmp_pa
                        metadata=ultralytics_metadata(imgsz=(H, W), dynamic=True,
                                                      names=[str(i) for i in range(nc)]))
     settings = DetectionSettings(0.3, 0.45, 100)
-    gpu = build_best_pipeline(path, "auto", "auto", settings)
+    gpu = _best(path, gpu_backend, settings)
     cpu = build_pipeline(path, "auto", "onnxruntime", settings)
     try:
         assert isinstance(gpu, GpuDetectionPipeline) and gpu.gpu_decode, gpu.selection
@@ -357,8 +396,10 @@ def test_dynamic_onnx_runs_on_the_gpu_at_the_resolved_size(tinygrad_cuda, tmp_pa
         cpu.close()
 
 
-def test_two_input_rtdetr_falls_back_to_cpu_with_the_reason(tinygrad_cuda, tmp_path):
+def test_two_input_rtdetr_falls_back_to_cpu_with_the_reason(cuda_context, tmp_path, monkeypatch):
     from trt_infer_ros.pipeline.gpu_pipeline import GpuDetectionPipeline, build_best_pipeline
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
     path = save_rtdetr_deploy(tmp_path / "rtdetr_deploy.onnx")
     messages = []

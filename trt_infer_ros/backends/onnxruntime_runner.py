@@ -9,7 +9,7 @@ from trt_infer_ros.backends.runner import BackendUnavailable
 
 _PROVIDERS = {"CPU": "CPUExecutionProvider", "CUDA": "CUDAExecutionProvider"}
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
-           "tensor(uint8)": np.uint8, "tensor(int32)": np.int32}
+           "tensor(uint8)": np.uint8, "tensor(int32)": np.int32, "tensor(int64)": np.int64}
 
 
 def onnxruntime_providers() -> list[str]:
@@ -19,6 +19,56 @@ def onnxruntime_providers() -> list[str]:
     except ImportError:
         return []
     return list(onnxruntime.get_available_providers())
+
+
+def _load_cuda_libraries(ort) -> None:
+    """onnxruntime-gpu (1.21+) finds CUDA and cuDNN installed as pip packages (nvidia-*) only
+    after preload_dlls(); elsewhere it loads them from the system paths as before."""
+    global _CUDA_PRELOADED
+    if not _CUDA_PRELOADED and hasattr(ort, "preload_dlls"):
+        _CUDA_PRELOADED = True
+        try:
+            ort.preload_dlls()
+        except Exception:          # libraries the system provides are still found
+            pass
+
+
+_CUDA_PRELOADED = False
+
+
+def open_session(model_path: str, options, providers: list):
+    """An InferenceSession on `providers` (the first one required), or a clear error: an
+    unreadable file as such, a provider that did not start as BackendUnavailable."""
+    import onnxruntime as ort
+
+    wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    if wanted == "CUDAExecutionProvider":
+        _load_cuda_libraries(ort)
+
+    try:
+        session = ort.InferenceSession(str(model_path), options, providers=providers)
+    except Exception as exc:
+        from trt_infer_ros.models.model_file import check_model_file, unreadable_onnx
+        check_model_file(model_path)
+        raise unreadable_onnx(model_path, exc) from None
+    if wanted not in session.get_providers():
+        # onnxruntime falls back to CPU quietly when the CUDA libraries fail to load.
+        raise BackendUnavailable(f"onnxruntime could not start {wanted} (missing CUDA/cuDNN "
+                                 f"libraries?); it would run on {session.get_providers()}")
+    return session
+
+
+def image_input(session):
+    """The image input: the 4-D one (RT-DETR deploy exports add a target-size input)."""
+    inputs = session.get_inputs()
+    return next((i for i in inputs if len(i.shape) == 4), inputs[0])
+
+
+def numpy_dtype(ort_type: str) -> np.dtype:
+    """numpy dtype of an onnxruntime type string such as 'tensor(float)'."""
+    if ort_type not in _DTYPES:
+        raise BackendUnavailable(f"tensors of type {ort_type} are not supported")
+    return np.dtype(_DTYPES[ort_type])
 
 
 class OnnxRuntimeRunner:
@@ -43,19 +93,8 @@ class OnnxRuntimeRunner:
             options.intra_op_num_threads = intra_op_threads
         # CPU stays last so an op the GPU provider lacks still runs.
         providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
-        try:
-            self._session = ort.InferenceSession(str(model_path), options, providers=providers)
-        except Exception as exc:
-            from trt_infer_ros.models.model_file import check_model_file, unreadable_onnx
-            check_model_file(model_path)
-            raise unreadable_onnx(model_path, exc) from None
-        if provider not in self._session.get_providers():
-            # onnxruntime falls back to CPU quietly when the CUDA libraries fail to load.
-            raise BackendUnavailable(f"onnxruntime could not start {provider} (missing CUDA/cuDNN "
-                                     f"libraries?); it would run on {self._session.get_providers()}")
-        inputs = self._session.get_inputs()
-        # The image is the 4-D input (RT-DETR deploy exports add a target-size input).
-        inp = next((i for i in inputs if len(i.shape) == 4), inputs[0])
+        self._session = open_session(model_path, options, providers)
+        inp = image_input(self._session)
         self.input_name = inp.name
         self.input_shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in inp.shape)
         self.input_dtype = np.dtype(_DTYPES.get(inp.type, np.float32))

@@ -2,9 +2,9 @@
 
 One `FrameGraph` per source-image shape. What is in one CUDA graph depends on the runner:
 
-* `capture_mode == "stream"` (TensorRT): the runner's `enqueue(stream)` is stream-captured
-  between our stages, so the frame is ONE graph: H2D image, H2D parameters, preprocess kernel,
-  the engine's kernels, decode kernels, D2H result.
+* `capture_mode == "stream"` (TensorRT, onnxruntime CUDA): the runner's `enqueue(stream)` is
+  stream-captured between our stages, so the frame is ONE graph: H2D image, H2D parameters,
+  preprocess kernel, the model's kernels, decode kernels, D2H result.
 * `capture_mode == "child_graphs"` (tinygrad TinyJit): our upload+preprocess graph, the
   runner's own CUDA graph(s) and our decode+download graph are chained as child-graph nodes of
   ONE graph, launched once per frame.
@@ -33,7 +33,7 @@ LOG = logging.getLogger("trt_infer_ros.cuda.frame_graph")
 
 
 class GpuRunner(Protocol):
-    """A runner whose tensors live on the GPU (TensorRT, tinygrad CUDA)."""
+    """A runner whose tensors live on the GPU (TensorRT, onnxruntime CUDA, tinygrad CUDA)."""
 
     context: CudaContext
     capture_mode: str                 # "stream" or "child_graphs"
@@ -108,6 +108,9 @@ class FrameGraph:
                 return
             except Exception as exc:
                 LOG.warning("whole-frame capture failed (%s); trying split graphs", exc)
+                recover = getattr(self.runner, "after_failed_capture", None)
+                if recover is not None:
+                    recover()
         try:
             pre = capture(self.stream, self._enqueue_pre)
             post = capture(self.stream, self._enqueue_post)

@@ -9,6 +9,10 @@ the GPU too, as a top-k without NMS. Outputs the GPU decoder does not cover (NMS
 raw YOLOX heads, segment/pose/OBB heads) still run preprocessing and the model on the GPU and
 decode on the CPU exactly as DetectionPipeline does; `decode_text` says which and why.
 
+Runners: TensorRT (engines), onnxruntime's CUDA provider and tinygrad on CUDA; for an ONNX model
+`backend: auto` times the installed ones on whole frames and keeps the fastest
+(pipeline/gpu_runner_choice.py).
+
 For the ROS node: `build_gpu_pipeline(model_path, model_type, backend, settings)` returns a
 ready pipeline or raises BackendUnavailable; `is_available()` / `unavailable_reason()` say
 beforehand whether this machine can run it at all.
@@ -38,7 +42,7 @@ if TYPE_CHECKING:
     from trt_infer_ros.cuda.decode_kernel import HeadLayout
 
 LOG = logging.getLogger("trt_infer_ros.pipeline.gpu_pipeline")
-GPU_BACKENDS = ("auto", "tensorrt", "tinygrad")
+GPU_BACKENDS = ("auto", "tensorrt", "onnxruntime", "tinygrad")
 
 
 def unavailable_reason() -> Optional[str]:
@@ -125,7 +129,10 @@ class GpuDetectionPipeline:
             raise BackendUnavailable("the GPU pipeline feeds the image input only; this model "
                                      "needs more inputs and runs on the CPU-side pipeline")
         self.context = runner.context
-        self.stream = Stream(self.context)
+        # A runner bound to a stream of its own (onnxruntime's user_compute_stream) shares it, so
+        # the frame is one ordered sequence with no events in between.
+        self._own_stream = getattr(runner, "stream", None) is None
+        self.stream = Stream(self.context) if self._own_stream else runner.stream
         layout, self.cpu_decode_reason = (decode_layout(adapter, runner.output_shapes[0])
                                           if gpu_decode else (None, "GPU decode turned off"))
         self.decoder = GpuDecoder(self.context, layout, runner.output_dtypes[0]) if layout else None
@@ -220,14 +227,19 @@ class GpuDetectionPipeline:
         if self.decoder is not None:
             self.decoder.close()
             self.decoder = None
-        self.stream.close()
+        if self._own_stream:
+            self.stream.close()
         self.runner.close()
 
 
 def create_gpu_runner(backend: str, model_path: str, device: Optional[str] = None,
                       input_shape: Optional[tuple[int, ...]] = None):
-    """A GPU runner: TensorRT for engine files (or when asked), else tinygrad on CUDA.
-    `input_shape` fixes the dynamic dims of an ONNX input (tinygrad needs a concrete shape)."""
+    """A GPU runner: TensorRT for engine files (or when asked), else the named one, or for
+    "auto" the first GPU runner that starts (build_gpu_pipeline times them instead).
+    `input_shape` fixes the dynamic dims of an ONNX input."""
+    from trt_infer_ros.pipeline.gpu_runner_choice import (create_named_gpu_runner,
+                                                          installed_gpu_runners)
+
     backend = (backend or "auto").lower()
     if backend not in GPU_BACKENDS:
         raise BackendUnavailable(f"backend {backend!r} has no GPU pipeline (use one of "
@@ -245,17 +257,33 @@ def create_gpu_runner(backend: str, model_path: str, device: Optional[str] = Non
             if backend == "tensorrt" or is_engine:
                 raise
             errors.append(f"tensorrt: {exc}")
-    if backend in ("auto", "tinygrad") and not is_engine:
-        from trt_infer_ros.backends.tinygrad_cuda_runner import TinygradCudaRunner
-        return TinygradCudaRunner(model_path, input_shape)
-    raise BackendUnavailable("no GPU runner for " + str(model_path) + ": " + "; ".join(errors))
+    names = [backend] if backend in ("onnxruntime", "tinygrad") else installed_gpu_runners()
+    for name in names:
+        try:
+            return create_named_gpu_runner(name, model_path, input_shape, _ordinal(device))
+        except BackendUnavailable as exc:
+            if backend != "auto":
+                raise
+            errors.append(f"{name}: {exc}")
+    raise BackendUnavailable("no GPU runner for " + str(model_path) + ": "
+                             + ("; ".join(errors) or "neither onnxruntime-gpu nor tinygrad is "
+                                                     "installed"))
+
+
+def _ordinal(device: Optional[str]) -> int:
+    """The CUDA device number of a `CUDA:<n>` device string (0 otherwise)."""
+    if device and device.upper().startswith("CUDA:"):
+        return int(device.split(":", 1)[1])
+    return 0
 
 
 def build_gpu_pipeline(model_path: str, model_type: str = "auto", backend: str = "auto",
                        settings: Optional[DetectionSettings] = None, device: Optional[str] = None,
-                       use_graph: bool = True, **adapter_kwargs) -> GpuDetectionPipeline:
+                       use_graph: bool = True, log=None, **adapter_kwargs) -> GpuDetectionPipeline:
     """Adapter + GPU runner + GpuDetectionPipeline for one model file (same arguments as
-    `pipeline.detector.build_pipeline`). Raises BackendUnavailable when no GPU path exists."""
+    `pipeline.detector.build_pipeline`). With backend "auto" and an ONNX model, every GPU
+    runner installed here is timed on whole frames and the fastest kept (gpu_runner_choice).
+    Raises BackendUnavailable when no GPU path exists."""
     adapter, input_shape = None, None
     if Path(model_path).suffix.lower() == ".onnx":
         check_model_file(model_path)
@@ -263,16 +291,30 @@ def build_gpu_pipeline(model_path: str, model_type: str = "auto", backend: str =
         # built at that size.
         adapter = create_adapter(model_type, model_path, **adapter_kwargs)
         input_shape = adapter.input_spec.shape
-    runner = create_gpu_runner(backend, model_path, device, input_shape)
-    try:
-        if adapter is None:
-            adapter = adapter_for(model_path, model_type, runner, **adapter_kwargs)
-        elif hasattr(adapter, "set_output_names"):
-            adapter.set_output_names(runner.output_names)
-        return GpuDetectionPipeline(adapter, runner, settings, use_graph=use_graph)
-    except Exception:
-        runner.close()
-        raise
+
+    def make(runner_backend: str) -> GpuDetectionPipeline:
+        runner = create_gpu_runner(runner_backend, model_path, device, input_shape)
+        try:
+            pipe_adapter = adapter
+            if pipe_adapter is None:
+                pipe_adapter = adapter_for(model_path, model_type, runner, **adapter_kwargs)
+            elif hasattr(pipe_adapter, "set_output_names"):
+                pipe_adapter.set_output_names(runner.output_names)
+            return GpuDetectionPipeline(pipe_adapter, runner, settings, use_graph=use_graph)
+        except Exception:
+            runner.close()
+            raise
+
+    if (backend or "auto").lower() == "auto" and adapter is not None and unavailable_reason() is None:
+        from trt_infer_ros.pipeline.gpu_runner_choice import (cache_key, choose_fastest,
+                                                              installed_gpu_runners)
+        candidates = installed_gpu_runners()
+        if len(candidates) > 1:
+            from trt_infer_ros.cuda.context import CudaContext
+            gpu = CudaContext.primary(_ordinal(device)).name
+            key = cache_key(model_path, input_shape, gpu, candidates)
+            return choose_fastest(candidates, make, key, log or LOG.info)
+    return make(backend)
 
 
 def wants_gpu(backend: str, device: Optional[str]) -> bool:
@@ -280,16 +322,19 @@ def wants_gpu(backend: str, device: Optional[str]) -> bool:
     onnxruntime request)."""
     if device and device.upper().startswith("CPU"):
         return False
-    return (backend or "auto").lower() in GPU_BACKENDS
+    backend = (backend or "auto").lower()
+    if backend == "onnxruntime":       # onnxruntime means its CPU provider unless CUDA is named
+        return bool(device) and device.upper().startswith("CUDA")
+    return backend in GPU_BACKENDS
 
 
 def build_best_pipeline(model_path: str, model_type: str = "auto", backend: str = "auto",
                         settings: Optional[DetectionSettings] = None,
                         device: Optional[str] = None, log=None, **adapter_kwargs):
     """What detector_node should call: the whole-frame GPU pipeline when the parameters allow it
-    and a GPU runner starts here (TensorRT for engines, else tinygrad on CUDA), otherwise the
-    CPU-side `DetectionPipeline` from `build_pipeline`. An explicit backend=tensorrt/tinygrad
-    that fails on the GPU is not silently replaced. `pipeline.selection` says what was chosen."""
+    and a GPU runner starts here (TensorRT for engines, else the fastest of onnxruntime CUDA and
+    tinygrad CUDA), otherwise the CPU-side `DetectionPipeline` from `build_pipeline`. An explicit
+    backend=tensorrt/tinygrad that fails on the GPU is not silently replaced. `pipeline.selection` says what was chosen."""
 
     say = log or LOG.info
     reason = None
@@ -300,7 +345,7 @@ def build_best_pipeline(model_path: str, model_type: str = "auto", backend: str 
     if reason is None:
         try:
             pipe = build_gpu_pipeline(model_path, model_type, backend, settings, device,
-                                      **adapter_kwargs)
+                                      log=say, **adapter_kwargs)
             pipe.selection = (f"GPU pipeline: {pipe.runner.name} {pipe.runner.device}, frame "
                               f"graphs per input shape, {pipe.decode_text}; model "
                               f"{getattr(pipe.adapter, 'selection', pipe.adapter.model_type)}")
