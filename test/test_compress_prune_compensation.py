@@ -10,9 +10,12 @@ from onnx import numpy_helper
 
 from compress_graphs import run, small_detector
 from trt_infer_ros.optimize.channel_stats import measure_channels
-from trt_infer_ros.optimize.prune_structured import analyze, apply, choose
+from trt_infer_ros.optimize.prune_structured import RIDGE, analyze, apply, choose
 
 FLOAT32_EPS = np.finfo(np.float32).eps
+# products summed on small_detector's deepest path (width 8): stem 3x3x3, depthwise 3x3,
+# project 8, down 3x3x8, fuse 16, head 8
+PATH_TERMS = 27 + 9 + 8 + 72 + 16 + 8
 
 
 def _constant_channels(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
@@ -55,9 +58,9 @@ def test_removing_constant_channels_keeps_the_outputs(covariance):
     reference = run(model, x)
     for name in ("heat", "box"):
         scale = float(np.abs(reference[name]).max())
-        # float32 rounding of the sums along the path (about 100 terms: 3x3 taps times channels)
-        # and of the re-associated bias is the only difference the folding may leave
-        tolerance = 100 * FLOAT32_EPS * scale * 10
+        # float32 rounding of the sums along the deepest path is the only difference the folding
+        # may leave: at most one rounding per product summed, relative to the output's scale
+        tolerance = PATH_TERMS * FLOAT32_EPS * scale
         folded_error = float(np.abs(run(folded, x)[name] - reference[name]).max())
         dropped_error = float(np.abs(run(dropped, x)[name] - reference[name]).max())
         assert folded_error <= tolerance, (name, folded_error, tolerance)
@@ -85,5 +88,8 @@ def test_removed_channel_predicted_from_kept_ones():
     error = float(np.abs(run(apply(model, plan, stats), x)["heat"] - reference).max())
     mean_only = measure_channels(model, frames, ["c0"])
     error_mean = float(np.abs(run(apply(model, plan, mean_only), x)["heat"] - reference).max())
-    assert error <= 1e-3 * np.abs(reference).max()
-    assert error < error_mean
+    scale = float(np.abs(reference).max())
+    # the fit's ridge (RIDGE of the kept channels' variance) shrinks the prediction by about
+    # that fraction; replacing the channel by its mean alone leaves its whole variation out
+    assert error <= RIDGE * scale
+    assert error_mean > 100 * RIDGE * scale
