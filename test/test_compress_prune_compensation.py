@@ -93,3 +93,16 @@ def test_removed_channel_predicted_from_kept_ones():
     # that fraction; replacing the channel by its mean alone leaves its whole variation out
     assert error <= RIDGE * scale
     assert error_mean > 100 * RIDGE * scale
+
+
+def test_global_ranking_counts_tied_channels_one_by_one():
+    """Constant channels all score 0; a global cut must still remove the asked number."""
+    model, constant = _constant_channels(small_detector(seed=3))
+    rng = np.random.default_rng(0)
+    frames = [rng.random((1, 3, 16, 16)).astype(np.float32) for _ in range(4)]
+    stats = measure_channels(model, frames)
+    plan = choose(model, analyze(model), 0.2, global_ranking=True, stats=stats)
+    total = sum(plan.spaces[s].size for s in plan.prunable())
+    assert plan.channels_removed() == int(0.2 * total)
+    for tensor, channels in constant.items():        # only constant channels go
+        assert set(plan.removed.get(plan.layout[tensor][0][0], [])) <= set(channels)

@@ -337,10 +337,12 @@ def choose(model: onnx.ModelProto, plan: PrunePlan, ratio: float, scope: str = "
         scores = {sid: channel_importance(model, plan.spaces[sid]) for sid in candidates}
     counts = {}
     if global_ranking:
+        # the lowest scores over all groups, ties (dead channels all score 0) counted one by one
+        owner = np.concatenate([np.full(s.size, sid) for sid, s in scores.items()])
         pooled = np.concatenate([s for s in scores.values()])
-        cut = np.sort(pooled)[int(ratio * pooled.size)] if pooled.size else 0
+        lowest = owner[np.argsort(pooled, kind="stable")[:int(ratio * pooled.size)]]
         for sid, s in scores.items():
-            counts[sid] = min(int((s < cut).sum()), s.size - MIN_KEEP)
+            counts[sid] = min(int((lowest == sid).sum()), s.size - MIN_KEEP)
     else:
         counts = {sid: int(ratio * s.size) for sid, s in scores.items()}
     for sid, count in counts.items():
