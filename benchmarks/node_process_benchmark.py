@@ -2,6 +2,7 @@
 node measured the same way and the bare runtime, in one run.
 
   python benchmarks/node_process_benchmark.py [--frames 40] [--size 640x480] [--gap-ms 20]
+      [--backend onnxruntime|auto] [--transport CAMERA_FRAMES|LARGE_DATA|SHM|DEFAULT]
 
 Rows (median and p10..p90 over --frames, one frame in flight, --gap-ms between frames):
   bare runtime      runner.run() on a preprocessed tensor, in this process
@@ -24,6 +25,8 @@ import time
 
 import cv2
 import numpy as np
+
+from trt_infer_ros.bench.dds_environment import dds_environment, describe
 
 RELAY_READY = "relay ready"
 
@@ -137,11 +140,18 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=40)
     p.add_argument("--size", default="640x480")
     p.add_argument("--gap-ms", type=float, default=20.0, help="pause between frames")
+    p.add_argument("--transport", default=None,
+                   help="DDS transport of every process here: a FASTDDS_BUILTIN_TRANSPORTS mode, "
+                        "or CAMERA_FRAMES (config/fastdds_camera_frames.xml); default: as set")
     p.add_argument("--backend", default="onnxruntime",
                    help="detector_node's backend (auto: the GPU pipeline where there is one)")
     args = p.parse_args()
     from trt_infer_ros.resources import sample_images_dir
 
+    if args.transport:
+        env = dds_environment(args.transport)
+        os.environ.clear()
+        os.environ.update(env)
     width, height = (int(v) for v in args.size.split("x"))
     image = cv2.resize(cv2.imread(str(sample_images_dir() / "astronaut.jpg")), (width, height))
     bare, whole = time_in_process(image, args.frames, args.backend)
@@ -151,7 +161,8 @@ def main() -> int:
         ["detector_node", "--ros-args", "-r", "image:=/node_bench/image", "-p",
          f"backend:={args.backend}", "-p", "qos_reliability:=reliable"],
         image, args.frames, args.gap_ms / 1e3, "ready:", stages=True)
-    print(f"{args.size} bgr8, {args.frames} frames, {args.gap_ms:g} ms between frames")
+    print(f"{args.size} bgr8, {args.frames} frames, {args.gap_ms:g} ms between frames, "
+          f"backend {args.backend}, {describe()}")
     print(f"bare runtime        {ms(bare)}")
     print(f"pipeline            {ms(whole)}")
     print(f"relay round trip    {ms(relay_rt)}")

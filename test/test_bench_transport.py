@@ -18,3 +18,23 @@ def test_transport_benchmark_measures_a_round_trip(tmp_path):
     assert (row["size"], row["encoding"], row["transport"]) == ("320x240", "mono8", "LARGE_DATA")
     assert 0 < row["one_way_p50_ms"] <= row["round_trip_p50_ms"] < 1000
     assert row["single_lost"] == 0 and row["delivered_hz"] > 0
+
+
+def test_the_camera_frames_profile_carries_frames_between_processes(tmp_path):
+    """config/fastdds_camera_frames.xml (shared memory with whole-frame segments, UDP for
+    discovery) as both processes' default profile: frames bigger than Fast DDS's default
+    512 KiB segment arrive."""
+    from trt_infer_ros.bench.dds_environment import dds_environment
+    from trt_infer_ros.resources import fastdds_camera_profile
+
+    assert fastdds_camera_profile().is_file()
+    env = dds_environment("CAMERA_FRAMES", {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"})
+    assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": str(fastdds_camera_profile())}
+    args = transport.parser().parse_args(
+        ["--sizes", "640x480", "--encodings", "bgr8", "--transports", "CAMERA_FRAMES",
+         "--reliability", "reliable", "--frames", "5", "--gap-ms", "10", "--burst-s", "0.2",
+         "--output", str(tmp_path)])
+    assert transport.run(args) == 0
+    (row,) = json.loads((tmp_path / "transport.json").read_text())
+    assert row["transport"] == "CAMERA_FRAMES" and row["single_lost"] == 0
+    assert 0 < row["one_way_p50_ms"] <= row["round_trip_p50_ms"] < 1000

@@ -26,3 +26,8 @@ def default_model_path() -> Path:
 
 def sample_images_dir() -> Path:
     return share_dir() / "data" / "images"
+
+
+def fastdds_camera_profile() -> Path:
+    """The Fast DDS profile for camera frames on one host (config/fastdds_camera_frames.xml)."""
+    return share_dir() / "config" / "fastdds_camera_frames.xml"

@@ -1,13 +1,16 @@
 """trt_infer_ros_bench transport: sensor_msgs/Image between two Python processes.
 
   trt_infer_ros_bench transport [--sizes 640x480,1280x720,1920x1080,3840x2160]
-      [--encodings bgr8,mono8] [--transports DEFAULT,LARGE_DATA,SHM]
-      [--reliability reliable,best_effort] [--frames 30] [--burst-s 1.0] [--output DIR]
+      [--encodings bgr8,mono8] [--transports DEFAULT,LARGE_DATA,SHM,CAMERA_FRAMES]
+      [--reliability reliable,best_effort] [--frames 30] [--gap-ms 33] [--burst-s 1.0]
+      [--output DIR]
 
-For each Fast DDS transport (FASTDDS_BUILTIN_TRANSPORTS, set on both processes) an echo process
+For each Fast DDS transport (FASTDDS_BUILTIN_TRANSPORTS, set on both processes; CAMERA_FRAMES is
+this package's profile config/fastdds_camera_frames.xml) an echo process
 answers every image with a small std_msgs/Header (the image's stamp, and its own receive time in
 frame_id), and a sender process measures, per size x encoding x reliability:
-- one-way latency: echo receive time - image stamp (same host clock), p50 and p90;
+- one-way latency: echo receive time - image stamp (same host clock), p50 and p90, frames
+  published --gap-ms apart (a 30 Hz camera leaves 33 ms: the transport idles between frames);
 - round trip: image published -> its answer received (one image in flight), p50 and p90;
 - delivered rate: images published back to back for --burst-s, answers per second, and the
   fraction never answered (lost, or for best effort dropped by the transport).
@@ -17,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from trt_infer_ros.bench.dds_environment import dds_environment
 
 ECHO = "echo"
 SENDER = "sender"
@@ -60,7 +64,7 @@ def run_echo(reliabilities: list) -> None:
 
 
 def run_sender(sizes: list, encodings: list, reliabilities: list, frames: int,
-               burst_s: float) -> None:
+               burst_s: float, gap_s: float = 0.0) -> None:
     """Measure every combination; print one JSON line per combination."""
     import threading
 
@@ -98,7 +102,7 @@ def run_sender(sizes: list, encodings: list, reliabilities: list, frames: int,
                             step=width * channels)
                 msg.data = np.random.default_rng(0).integers(
                     0, 255, width * height * channels, np.uint8).tobytes()
-                print(json.dumps(_measure(pub, msg, acks, arrived, frames, burst_s,
+                print(json.dumps(_measure(pub, msg, acks, arrived, frames, burst_s, gap_s,
                                           dict(size=size, encoding=encoding, reliability=rel))),
                       flush=True)
     executor.shutdown(timeout_sec=2.0)       # the spinning thread ends before rclpy does
@@ -112,7 +116,7 @@ def _stamp(ns: int):
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-def _measure(pub, msg, acks, arrived, frames, burst_s, row: dict) -> dict:
+def _measure(pub, msg, acks, arrived, frames, burst_s, gap_s, row: dict) -> dict:
     import numpy as np
 
     one_way, round_trip, lost = [], [], 0
@@ -127,6 +131,7 @@ def _measure(pub, msg, acks, arrived, frames, burst_s, row: dict) -> dict:
         back, ack = acks[0]
         one_way.append((int(ack.frame_id) - sent) / 1e6)
         round_trip.append((back - sent) / 1e6)
+        time.sleep(gap_s)
     one_way, round_trip = one_way[3:], round_trip[3:]
     acks.clear()
     sent_n, refused, start = 0, 0, time.monotonic()
@@ -170,7 +175,8 @@ def _publish(pub, msg) -> bool:
 
 
 def _child(role: str, transport: str, args: list) -> subprocess.Popen:
-    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS=transport, PYTHONUNBUFFERED="1")
+    env = dds_environment(transport)
+    env["PYTHONUNBUFFERED"] = "1"
     return subprocess.Popen([sys.executable, "-m", "trt_infer_ros.bench.transport", role]
                             + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
@@ -188,7 +194,8 @@ def run(args) -> int:
                       f"{echo.stderr.read()[-500:]}", file=sys.stderr)
                 return 1
             sender = _child(SENDER, transport, [args.sizes, args.encodings, args.reliability,
-                                                str(args.frames), str(args.burst_s)])
+                                                str(args.frames), str(args.burst_s),
+                                                str(args.gap_ms / 1e3)])
             for line in sender.stdout:             # each combination as soon as it is measured
                 row = json.loads(line)
                 row["transport"] = transport
@@ -221,9 +228,11 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="640x480,1280x720,1920x1080,3840x2160")
     p.add_argument("--encodings", default="bgr8,mono8")
-    p.add_argument("--transports", default="DEFAULT,LARGE_DATA,SHM")
+    p.add_argument("--transports", default="DEFAULT,LARGE_DATA,SHM,CAMERA_FRAMES")
     p.add_argument("--reliability", default="reliable,best_effort")
     p.add_argument("--frames", type=int, default=30, help="single frames per combination")
+    p.add_argument("--gap-ms", type=float, default=33.0,
+                   help="pause between single frames (33: a 30 Hz camera)")
     p.add_argument("--burst-s", type=float, default=1.0, help="back-to-back publishing time")
     p.add_argument("--timeout-s", type=float, default=900.0)
     p.add_argument("--output", default=None)
@@ -235,8 +244,8 @@ if __name__ == "__main__":
     if role == ECHO:
         run_echo(sys.argv[2:])
     elif role == SENDER:
-        sizes, encodings, rels, frames, burst = sys.argv[2:7]
+        sizes, encodings, rels, frames, burst, gap = sys.argv[2:8]
         run_sender(sizes.split(","), encodings.split(","), rels.split(","), int(frames),
-                   float(burst))
+                   float(burst), float(gap))
     else:
         raise SystemExit(run(parser().parse_args()))

@@ -57,8 +57,10 @@ def validated_image(image: np.ndarray, encoding: str) -> np.ndarray:
     raise ValueError(f"{encoding} image must be HxWx{channels}, got shape {image.shape}")
 
 
-def _to_uint8_canvas(image: np.ndarray, encoding: str, spec: InputSpec) -> tuple[np.ndarray, ImageTransform]:
-    """The HxWx3 uint8 network-size image in the network's colour order, and its transform."""
+def _resized(image: np.ndarray, encoding: str,
+             spec: InputSpec) -> tuple[np.ndarray, ImageTransform, int, int]:
+    """The uint8 image resized to its place in the network input and in the network's colour
+    order, its transform, and where it goes in the input (top, left)."""
     img = validated_image(image, encoding)
     h, w = img.shape[:2]
     transform, new_w, new_h = compute_transform(w, h, spec)
@@ -68,11 +70,16 @@ def _to_uint8_canvas(image: np.ndarray, encoding: str, spec: InputSpec) -> tuple
     if (new_w, new_h) != (w, h):
         img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     img = convert_color(img, encoding, spec.color)
-    if (new_w, new_h) == (spec.width, spec.height):
+    return img, transform, int(transform.pad_y), int(transform.pad_x)
+
+
+def _to_uint8_canvas(image: np.ndarray, encoding: str, spec: InputSpec) -> tuple[np.ndarray, ImageTransform]:
+    """The HxWx3 uint8 network-size image (padding included) and its transform."""
+    img, transform, top, left = _resized(image, encoding, spec)
+    if img.shape[:2] == (spec.height, spec.width):
         return img, transform
     canvas = np.full((spec.height, spec.width, 3), spec.pad_value, np.uint8)
-    top, left = int(transform.pad_y), int(transform.pad_x)
-    canvas[top:top + new_h, left:left + new_w] = img
+    canvas[top:top + img.shape[0], left:left + img.shape[1]] = img
     return canvas, transform
 
 
@@ -88,22 +95,46 @@ def _lookup_tables(spec: InputSpec) -> np.ndarray:
     return table.astype(spec.dtype)
 
 
+def _fill_padding(tensor: np.ndarray, layout: str, top: int, left: int, h: int, w: int,
+                  values: np.ndarray) -> None:
+    """Set the letterbox bands around the [top:top+h, left:left+w] window to `values` (one per
+    channel), a plane at a time for NCHW and with a scalar when the channels agree (the fast
+    numpy fills)."""
+    if layout == "NHWC":
+        planes = [(tensor[0], values[0])] if (values == values[0]).all() else [(tensor[0], values)]
+    else:
+        planes = [(tensor[0, c], values[c]) for c in range(tensor.shape[1])]
+    for plane, value in planes:
+        plane[:top] = value
+        plane[top + h:] = value
+        plane[top:top + h, :left] = value
+        plane[top:top + h, left + w:] = value
+
+
 def preprocess(image: np.ndarray, encoding: str, spec: InputSpec) -> tuple[np.ndarray, ImageTransform]:
-    """Turn a uint8 HxWxC (or HxW) image view into the batch-1 input tensor described by `spec`."""
-    canvas, transform = _to_uint8_canvas(image, encoding, spec)
+    """Turn a uint8 HxWxC (or HxW) image view into the batch-1 input tensor described by `spec`.
+
+    The resized pixels are converted straight into their window of the tensor and the padding
+    bands get the padding value's converted value: the same numbers as converting the padded
+    uint8 canvas, without building it."""
+    img, transform, top, left = _resized(image, encoding, spec)
+    h, w = img.shape[:2]
     tensor = np.empty(spec.shape, spec.dtype)
     hwc = tensor[0] if spec.layout == "NHWC" else tensor[0].transpose(1, 2, 0)
+    tables = _lookup_tables(spec)
+    if (h, w) != (spec.height, spec.width):
+        _fill_padding(tensor, spec.layout, top, left, h, w, tables[:, spec.pad_value])
+    window = hwc[top:top + h, left:left + w]
     if np.dtype(spec.dtype) == np.float32:
         # Whole-image float32 passes, in the table's order of operations (the same values),
         # run several times faster than per-channel lookups into strided planes.
-        np.multiply(canvas, np.float32(spec.scale), out=hwc, dtype=np.float32)
+        np.multiply(img, np.float32(spec.scale), out=window, dtype=np.float32)
         if any(spec.mean):
-            np.subtract(hwc, np.asarray(spec.mean, np.float32), out=hwc)
+            np.subtract(window, np.asarray(spec.mean, np.float32), out=window)
         if any(v != 1 for v in spec.std):
-            np.divide(hwc, np.asarray(spec.std, np.float32), out=hwc)
+            np.divide(window, np.asarray(spec.std, np.float32), out=window)
         return tensor, transform
-    tables = _lookup_tables(spec)           # float16: numpy's cast is slow, a lookup is not
-    for c in range(3):
+    for c in range(3):                      # float16: numpy's cast is slow, a lookup is not
         # mode="clip" skips bounds checks and buffering; uint8 indices are always in range.
-        np.take(tables[c], canvas[:, :, c], out=hwc[:, :, c], mode="clip")
+        np.take(tables[c], img[:, :, c], out=window[:, :, c], mode="clip")
     return tensor, transform
