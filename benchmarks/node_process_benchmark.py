@@ -3,6 +3,7 @@ node measured the same way and the bare runtime, in one run.
 
   python benchmarks/node_process_benchmark.py [--frames 40] [--size 640x480] [--gap-ms 20]
       [--backend onnxruntime|auto] [--transport CAMERA_FRAMES|LARGE_DATA|SHM|DEFAULT]
+      [--model path.onnx]
 
 Rows (median and p10..p90 over --frames, one frame in flight, --gap-ms between frames):
   bare runtime      runner.run() on a preprocessed tensor, in this process
@@ -59,12 +60,12 @@ def ms(samples) -> str:
     return f"{np.median(a):7.2f} ms [{np.percentile(a, 10):.2f}..{np.percentile(a, 90):.2f}]"
 
 
-def time_in_process(image, frames: int, backend: str):
+def time_in_process(image, frames: int, backend: str, model: str):
     from trt_infer_ros.pipeline.gpu_pipeline import build_best_pipeline
     from trt_infer_ros.pipeline.preprocess import preprocess
     from trt_infer_ros.resources import default_model_path
 
-    pipeline = build_best_pipeline(str(default_model_path()), backend=backend)
+    pipeline = build_best_pipeline(model or str(default_model_path()), backend=backend)
     tensor = preprocess(image, "bgr8", pipeline.adapter.input_spec)[0]
     for _ in range(5):
         pipeline.runner.run(tensor)
@@ -143,6 +144,7 @@ def main() -> int:
     p.add_argument("--transport", default=None,
                    help="DDS transport of every process here: a FASTDDS_BUILTIN_TRANSPORTS mode, "
                         "or CAMERA_FRAMES (config/fastdds_camera_frames.xml); default: as set")
+    p.add_argument("--model", default="", help="ONNX model (default: the bundled CenterNet)")
     p.add_argument("--backend", default="onnxruntime",
                    help="detector_node's backend (auto: the GPU pipeline where there is one)")
     args = p.parse_args()
@@ -154,12 +156,13 @@ def main() -> int:
         os.environ.update(env)
     width, height = (int(v) for v in args.size.split("x"))
     image = cv2.resize(cv2.imread(str(sample_images_dir() / "astronaut.jpg")), (width, height))
-    bare, whole = time_in_process(image, args.frames, args.backend)
+    bare, whole = time_in_process(image, args.frames, args.backend, args.model)
     relay_rt, _ = time_node([sys.executable, __file__, "relay"], image, args.frames,
                             args.gap_ms / 1e3, RELAY_READY, stages=False)
     node_rt, stages = time_node(
         ["detector_node", "--ros-args", "-r", "image:=/node_bench/image", "-p",
-         f"backend:={args.backend}", "-p", "qos_reliability:=reliable"],
+         f"backend:={args.backend}", "-p", "qos_reliability:=reliable"]
+        + (["-p", f"model_path:={args.model}"] if args.model else []),
         image, args.frames, args.gap_ms / 1e3, "ready:", stages=True)
     print(f"{args.size} bgr8, {args.frames} frames, {args.gap_ms:g} ms between frames, "
           f"backend {args.backend}, {describe()}")

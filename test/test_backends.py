@@ -121,3 +121,26 @@ def test_time_runtime_times_run_only(conv_model):
     assert calls[2] is tensors[0] and calls[3] is tensors[1]      # cycles through the tensors
     assert 0 < timing.min_ms <= timing.median_ms <= max(timing.samples_ms)
     assert "median" in str(timing)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="Linux only")
+def test_onnxruntime_pool_fits_the_cpus_the_process_may_use(conv_model):
+    """Pinned to one CPU (taskset, a container's cpuset), the runner asks onnxruntime for one
+    intra-op thread instead of one per core of the machine."""
+    import os
+    import subprocess
+    import sys
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs a machine with two CPUs or more")
+    code = ("import os, sys; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from trt_infer_ros.backends.onnxruntime_runner import OnnxRuntimeRunner; "
+            "r = OnnxRuntimeRunner(sys.argv[1]); "
+            "print(r._session.get_session_options().intra_op_num_threads)")
+    out = subprocess.run([sys.executable, "-c", code, conv_model], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "1", out.stderr[-500:]
+    from trt_infer_ros.backends.onnxruntime_runner import cpus_allowed
+
+    here = OnnxRuntimeRunner(conv_model)     # 0: onnxruntime's default, when nothing restricts us
+    assert here._session.get_session_options().intra_op_num_threads == (cpus_allowed() or 0)

@@ -1,6 +1,7 @@
 """Runner on onnxruntime: CPUExecutionProvider, or CUDAExecutionProvider for device "CUDA"."""
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import numpy as np
@@ -19,6 +20,17 @@ def onnxruntime_providers() -> list[str]:
     except ImportError:
         return []
     return list(onnxruntime.get_available_providers())
+
+
+def cpus_allowed() -> Optional[int]:
+    """How many CPUs this process may run on when that is fewer than the machine has (taskset,
+    a container's cpuset), else None: onnxruntime's default then sizes its pool to the whole
+    machine and its threads fight over the few CPUs allowed."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    return allowed if allowed < (os.cpu_count() or allowed) else None
 
 
 def _load_cuda_libraries(ort) -> None:
@@ -89,8 +101,9 @@ class OnnxRuntimeRunner:
             raise BackendUnavailable(f"onnxruntime has no {provider} here "
                                      f"(available: {ort.get_available_providers()})")
         options = ort.SessionOptions()
-        if intra_op_threads:
-            options.intra_op_num_threads = intra_op_threads
+        threads = intra_op_threads or cpus_allowed()
+        if threads:
+            options.intra_op_num_threads = threads
         # CPU stays last so an op the GPU provider lacks still runs.
         providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
         self._session = open_session(model_path, options, providers)
