@@ -3,7 +3,7 @@ node measured the same way and the bare runtime, in one run.
 
   python benchmarks/node_process_benchmark.py [--frames 40] [--size 640x480] [--gap-ms 20]
       [--backend onnxruntime|auto] [--transport CAMERA_FRAMES|LARGE_DATA|SHM|DEFAULT]
-      [--model path.onnx]
+      [--model path.onnx] [--capture]
 
 Rows (median and p10..p90 over --frames, one frame in flight, --gap-ms between frames):
   bare runtime      runner.run() on a preprocessed tensor, in this process, paced like the
@@ -143,6 +143,44 @@ def time_node(cmd: list, image, frames: int, gap_s: float, ready: str, stages: b
     return samples, {k[:-9]: float(v) for k, v in status.items() if k.endswith(" p50 (ms)")}
 
 
+def time_capture(cmd: list, image, frames: int, tmp: str) -> list:
+    """Capture in the node's process: a 30 fps video of `image` as detector_node's `source`;
+    latency = detections received - the capture stamp they carry (same host clock)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from vision_msgs.msg import Detection2DArray
+
+    path = os.path.join(tmp, "capture.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 30,
+                             (image.shape[1], image.shape[0]))
+    for _ in range(90):
+        writer.write(image)
+    writer.release()
+    env = dict(os.environ, RCUTILS_LOGGING_USE_STDOUT="1")
+    proc = subprocess.Popen(cmd + ["-p", f"source:={path}"], stdout=subprocess.PIPE, text=True,
+                            env=env)
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("capture_benchmark", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    latencies = []
+
+    def received(msg) -> None:
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        latencies.append((time.time_ns() - stamp) / 1e9)
+    node.create_subscription(Detection2DArray, "/detector_node/detections", received, 10)
+    deadline = time.monotonic() + 120
+    while len(latencies) < frames + 10 and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.1)
+    proc.terminate()
+    proc.wait()
+    executor.shutdown(timeout_sec=1.0)
+    rclpy.try_shutdown(context=context)
+    return latencies[10:]                      # the first frames warm the path up
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,6 +191,9 @@ def main() -> int:
                    help="DDS transport of every process here: a FASTDDS_BUILTIN_TRANSPORTS mode, "
                         "or CAMERA_FRAMES (config/fastdds_camera_frames.xml); default: as set")
     p.add_argument("--model", default="", help="ONNX model (default: the bundled CenterNet)")
+    p.add_argument("--capture", action="store_true",
+                   help="also: capture in the node's process from a 30 fps video file "
+                        "(capture stamp -> detections received)")
     p.add_argument("--backend", default="onnxruntime",
                    help="detector_node's backend (auto: the GPU pipeline where there is one)")
     args = p.parse_args()
@@ -168,17 +209,25 @@ def main() -> int:
                                                 args.gap_ms / 1e3)
     relay_rt, _ = time_node([sys.executable, __file__, "relay"], image, args.frames,
                             args.gap_ms / 1e3, RELAY_READY, stages=False)
-    node_rt, stages = time_node(
-        ["detector_node", "--ros-args", "-r", "image:=/node_bench/image", "-p",
-         f"backend:={args.backend}", "-p", "qos_reliability:=reliable"]
-        + (["-p", f"model_path:={args.model}"] if args.model else []),
-        image, args.frames, args.gap_ms / 1e3, "ready:", stages=True)
+    node_cmd = (["detector_node", "--ros-args", "-r", "image:=/node_bench/image", "-p",
+                 f"backend:={args.backend}", "-p", "qos_reliability:=reliable"]
+                + (["-p", f"model_path:={args.model}"] if args.model else []))
+    node_rt, stages = time_node(node_cmd, image, args.frames, args.gap_ms / 1e3, "ready:",
+                                stages=True)
+    captured = []
+    if args.capture:
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            captured = time_capture(node_cmd, image, args.frames, tmp)
     print(f"{args.size} bgr8, {args.frames} frames, {args.gap_ms:g} ms between frames, "
           f"backend {args.backend}, {describe()}")
     print(f"bare runtime        {ms(bare)}  (back to back: {ms(back_to_back).strip()})")
     print(f"pipeline            {ms(whole)}")
     print(f"relay round trip    {ms(relay_rt)}")
     print(f"detector_node       {ms(node_rt)}")
+    if args.capture:
+        print(f"capture in process  {ms(captured) if captured else 'no detections'}  (capture "
+              f"stamp -> detections received, 30 fps video file)")
     print("node stages p50     " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
           + f" (sum {sum(stages.values()):.2f} ms)")
     node, relay_ms = statistics.median(node_rt), statistics.median(relay_rt)

@@ -115,3 +115,31 @@ def test_missing_and_vanishing_sources_are_survived_and_reported(ros, video, tmp
     os.remove(path)                                  # the file vanishes: the node goes on
     assert spin_until(executor, lambda: "cannot open" in node._input.capture_state, 30.0)
     assert node.context.ok()
+
+
+def test_a_video_file_plays_at_its_recorded_rate(tmp_path):
+    """A file is read at its frame rate, like a camera, not as fast as it decodes."""
+    import threading
+    import time
+
+    from trt_infer_ros.ros.capture import CaptureThread
+
+    path = str(tmp_path / "twenty_fps.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 20, (64, 48))
+    for i in range(12):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    times, enough = [], threading.Event()
+
+    def deliver(frame, stamp_ns):
+        times.append(time.monotonic())
+        if len(times) >= 10:
+            enough.set()
+
+    capture = CaptureThread(path, deliver, lambda level, text: None)
+    try:
+        assert enough.wait(10.0), "the file was not played"
+    finally:
+        capture.stop()
+    # 9 intervals of 50 ms; decoding alone takes well under a millisecond a frame
+    assert times[9] - times[0] >= 9 * 0.05 * 0.8

@@ -10,7 +10,8 @@ the model without crossing DDS.
 
 A source that cannot be opened, stalls (no frame for `stall_s`) or ends is reported once per
 episode and reopened with a backoff of 1, 2, 4 ... 30 s; the node never dies of it. A video
-file therefore plays again after its end. Each frame carries the capture time as its stamp.
+file therefore plays again after its end, at its recorded frame rate. Each frame carries the
+capture time as its stamp.
 """
 from __future__ import annotations
 
@@ -81,7 +82,13 @@ class CaptureThread:
     def _read_until_trouble(self, capture) -> str:
         """Deliver frames until the source ends or stalls; returns what happened."""
         result: dict = {}
+        period = file_frame_period(capture, self.source)
+        due = time.monotonic()
         while not self._stop.is_set():
+            if period:                      # a file plays at its own frame rate, as recorded
+                due += period
+                if self._stop.wait(max(0.0, due - time.monotonic())):
+                    break
             reader = threading.Thread(target=lambda: result.update(zip(
                 ("ok", "frame"), capture.read())), daemon=True)
             result.clear()
@@ -128,6 +135,18 @@ def camera_info_from_file(path: str):
         raise ValueError(f"camera_info_file {path!r} is not a camera calibration file "
                          f"(image_width, image_height, camera_matrix, ...): {err!r}") from None
     return info
+
+
+def file_frame_period(capture, source: str) -> float:
+    """Seconds between frames for a video file with a plausible frame rate (1-1000 fps), else 0:
+    devices and streams deliver at their own pace, a file would otherwise be read as fast as it
+    decodes."""
+    import cv2
+
+    if describe(source) != "video file":
+        return 0.0
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return 1.0 / fps if 1.0 <= fps <= 1000.0 else 0.0
 
 
 def stamp_of(ns: int):
