@@ -49,7 +49,8 @@ def add_frames(p: argparse.ArgumentParser, required: bool) -> None:
                    "teacher and student) added to the head loss")
     p.add_argument("--reference-threshold", type=float, default=0.3,
                    help="FP32 detections at or above this score are the reference boxes")
-    p.add_argument("--latency-runs", type=int, default=20, help="timed CPU runs (0: skip)")
+    p.add_argument("--latency-runs", type=int, default=50, help="timed CPU runs per model, "
+                   "before and after alternating in rounds (0: skip)")
     p.add_argument("--model-type", default="", help="adapter (default: detected from the ONNX)")
 
 
@@ -132,9 +133,10 @@ class Session:
                          .shape.dim], np.float32)
 
     def facts(self, model: onnx.ModelProto, label: str):
+        """Everything but the latency, which _finish times for before and after together."""
         from trt_infer_ros.optimize.model_facts import measure  # noqa: PLC0415
         agreement = self.judge.agreement(model) if self.judge else None
-        facts = measure(model, self.sample, self.args.latency_runs, agreement)
+        facts = measure(model, None, 0, agreement)
         LOG.info("%s: agreement %s", label, agreement if agreement else "not measured (no frames)")
         return facts
 
@@ -157,9 +159,13 @@ def _write(path: str, model: onnx.ModelProto, report: dict) -> None:
         json.dump(report, f, indent=2, default=float)
 
 
-def _finish(session: Session, before, model: onnx.ModelProto, extra: dict, tuned) -> int:
-    from trt_infer_ros.optimize.model_facts import change  # noqa: PLC0415
+def _finish(session: Session, before, before_model: onnx.ModelProto, model: onnx.ModelProto,
+            extra: dict, tuned) -> int:
+    from trt_infer_ros.optimize.model_facts import change, paired_latency_ms  # noqa: PLC0415
     after = session.facts(model, "after")
+    if session.args.latency_runs > 0:
+        before.latency_ms, after.latency_ms = paired_latency_ms(
+            [before_model, model], session.sample, session.args.latency_runs)
     report = {"command": session.args.command, "input": session.args.onnx,
               "output": session.args.out, "before": before.as_dict(), "after": after.as_dict(),
               **extra}
@@ -209,7 +215,7 @@ def run_prune(args) -> int:
         student = TrainableModel(model)
         tuned = session.fine_tune(student)
         model = student.to_onnx()
-    return _finish(session, before, model, extra, tuned)
+    return _finish(session, before, session.teacher, model, extra, tuned)
 
 
 def run_sparsify(args) -> int:
@@ -230,16 +236,17 @@ def run_sparsify(args) -> int:
         install(student, masks)
         tuned = session.fine_tune(student)
         model = student.to_onnx()
-    return _finish(session, before, model, extra, tuned)
+    return _finish(session, before, session.teacher, model, extra, tuned)
 
 
 def run_distill(args) -> int:
     from trt_infer_ros.optimize.trainable import TrainableModel  # noqa: PLC0415
     session = Session(args, need_frames=True)
-    before = session.facts(onnx.load(args.student), "student")
+    original = onnx.load(args.student)
+    before = session.facts(original, "student")
     student = TrainableModel(onnx.load(args.student))
     tuned = session.fine_tune(student)
-    return _finish(session, before, student.to_onnx(), {"teacher": args.onnx}, tuned)
+    return _finish(session, before, original, student.to_onnx(), {"teacher": args.onnx}, tuned)
 
 
 def run_qat(args) -> int:
@@ -259,7 +266,7 @@ def run_qat(args) -> int:
     extra = {"method": args.method, "learn_scales": args.learn_scales,
              "ptq_agreement": ptq_agreement.as_dict(),
              "qat_agreement": tuned.after.as_dict() if tuned else None}
-    return _finish(session, before, qat.export(), extra, tuned)
+    return _finish(session, before, session.teacher, qat.export(), extra, tuned)
 
 
 COMMANDS = {"prune": run_prune, "sparsify": run_sparsify, "distill": run_distill,

@@ -51,6 +51,27 @@ def cpu_latency_ms(model: onnx.ModelProto, tensor: np.ndarray, runs: int = 20,
     return float(np.median(times) * 1000)
 
 
+def paired_latency_ms(models: list, tensor: np.ndarray, runs: int = 20, rounds: int = 5,
+                      warmup: int = 3) -> list[float]:
+    """Median CPU time per frame of each model, timed in alternating rounds so that load from
+    other processes weighs on all of them alike (timed one after the other, a busy spell can
+    make either look several times slower)."""
+    sessions = [session_for(m, ["CPUExecutionProvider"]) for m in models]
+    feeds = [{s.get_inputs()[0].name: tensor.astype(np.float32)} for s in sessions]
+    for session, feed in zip(sessions, feeds):
+        for _ in range(warmup):
+            session.run(None, feed)
+    times: list[list[float]] = [[] for _ in models]
+    per_round = max(runs // rounds, 1)
+    for _ in range(rounds):
+        for session, feed, out in zip(sessions, feeds, times):
+            for _ in range(per_round):
+                start = time.perf_counter()
+                session.run(None, feed)
+                out.append(time.perf_counter() - start)
+    return [float(np.median(t) * 1000) for t in times]
+
+
 def measure(model: onnx.ModelProto, tensor: Optional[np.ndarray] = None, runs: int = 20,
             agreement=None) -> ModelFacts:
     from trt_infer_ros.measure.ops_count import count_macs  # noqa: PLC0415
