@@ -32,20 +32,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
-def host_ms(fn, frames: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(frames):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
-
-
 def rounds(fn, frames: int, repeats: int) -> tuple[float, float, float]:
     """(median, min, max) of `repeats` round medians."""
-    values = [host_ms(fn, frames) for _ in range(repeats)]
+    from gpu_benchmark import host_ms       # benchmarks/ is on sys.path (above)
+
+    values = [host_ms(fn, reps=frames) for _ in range(repeats)]
     return statistics.median(values), min(values), max(values)
 
 

@@ -90,27 +90,42 @@ def time_in_process(image, frames: int, backend: str, model: str, gap_s: float):
     return bare, back_to_back, whole
 
 
+def start_process(cmd: list, ready):
+    """Start `cmd`, wait for a line containing `ready` (when given), then drain its output."""
+    env = dict(os.environ, RCUTILS_LOGGING_USE_STDOUT="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    if ready:
+        for line in proc.stdout:
+            if ready in line:
+                break
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    return proc
+
+
+def listener(name: str):
+    """(context, node, executor) of a node of this process in a context of its own."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(name, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    return context, node, executor
+
+
 def time_node(cmd: list, image, frames: int, gap_s: float, ready: str, stages: bool):
     """Round trips through the process `cmd` starts; and its /diagnostics stage p50s."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
     from trt_infer_ros.ros.image_conversion import array_to_image
 
-    env = dict(os.environ, RCUTILS_LOGGING_USE_STDOUT="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    for line in proc.stdout:
-        if ready in line:
-            break
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("node_process_benchmark", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    proc = start_process(cmd, ready)
+    context, node, executor = listener("node_process_benchmark")
     answered = threading.Event()
     status = {}
     node.create_subscription(Detection2DArray, "/detector_node/detections",
@@ -147,7 +162,6 @@ def time_capture(cmd: list, image, frames: int, tmp: str) -> list:
     """Capture in the node's process: a 30 fps video of `image` as detector_node's `source`;
     latency = detections received - the capture stamp they carry (same host clock)."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from vision_msgs.msg import Detection2DArray
 
     path = os.path.join(tmp, "capture.avi")
@@ -156,15 +170,8 @@ def time_capture(cmd: list, image, frames: int, tmp: str) -> list:
     for _ in range(90):
         writer.write(image)
     writer.release()
-    env = dict(os.environ, RCUTILS_LOGGING_USE_STDOUT="1")
-    proc = subprocess.Popen(cmd + ["-p", f"source:={path}"], stdout=subprocess.PIPE, text=True,
-                            env=env)
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("capture_benchmark", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    proc = start_process(cmd + ["-p", f"source:={path}"], ready=None)
+    context, node, executor = listener("capture_benchmark")
     latencies = []
 
     def received(msg) -> None:

@@ -144,3 +144,16 @@ def test_onnxruntime_pool_fits_the_cpus_the_process_may_use(conv_model):
 
     here = OnnxRuntimeRunner(conv_model)     # 0: onnxruntime's default, when nothing restricts us
     assert here._session.get_session_options().intra_op_num_threads == (cpus_allowed() or 0)
+
+
+def test_fixed_input_shape_fills_dynamic_dims_and_refuses_misfits():
+    from trt_infer_ros.backends.runner import fixed_input_shape
+
+    assert fixed_input_shape(["batch", 3, "h", "w"], (1, 3, 96, 128), "m.onnx", "images") == \
+        (1, 3, 96, 128)
+    assert fixed_input_shape([1, 3, 64, 64], None, "m.onnx", "images") == (1, 3, 64, 64)
+    with pytest.raises(ValueError, match=r"m.onnx: input images is \[1, 3, 64, 64\]; shape "
+                                         r"\[1, 3, 96, 96\] does not fit it"):
+        fixed_input_shape([1, 3, 64, 64], (1, 3, 96, 96), "m.onnx", "images")
+    with pytest.raises(ValueError, match="has dynamic dims .*give input_size"):
+        fixed_input_shape([1, 3, "h", "w"], None, "m.onnx", "images")

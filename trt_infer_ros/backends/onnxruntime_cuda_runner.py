@@ -22,25 +22,10 @@ import numpy as np
 
 from trt_infer_ros.backends.onnxruntime_runner import (image_input, numpy_dtype,
                                                        onnxruntime_providers, open_session)
-from trt_infer_ros.backends.runner import BackendUnavailable
+from trt_infer_ros.backends.runner import BackendUnavailable, fixed_input_shape
 
 WARMUP_RUNS = 3          # sizes the memory arena and runs cuDNN's algorithm search before capture
 PROVIDER = "CUDAExecutionProvider"
-
-
-def _fixed_input_shape(declared, given: Optional[tuple], model_path: str) -> tuple[int, ...]:
-    """The declared input shape with its dynamic dims taken from `given` (the adapter's)."""
-    shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in declared)
-    if given is not None:
-        given = tuple(int(d) for d in given)
-        if len(given) != len(shape) or any(d > 0 and d != g for d, g in zip(shape, given)):
-            raise ValueError(f"{model_path}: the image input is {list(declared)}; shape "
-                             f"{list(given)} does not fit it")
-        shape = given
-    if any(d <= 0 for d in shape):
-        raise ValueError(f"{model_path}: the image input has dynamic dims {list(declared)}; "
-                         "give input_size")
-    return shape
 
 
 class OnnxRuntimeCudaRunner:
@@ -92,7 +77,7 @@ class OnnxRuntimeCudaRunner:
                                      "pipeline")
         inp = image_input(self._session)
         self.input_name = inp.name
-        self.input_shape = _fixed_input_shape(inp.shape, input_shape, model_path)
+        self.input_shape = fixed_input_shape(inp.shape, input_shape, model_path, inp.name)
         self.input_dtype = numpy_dtype(inp.type)
         self.output_names = [o.name for o in self._session.get_outputs()]
         self._input = DeviceBuffer(self.context,

@@ -30,3 +30,19 @@ class Runner(Protocol):
 
 class BackendUnavailable(RuntimeError):
     """Raised when a backend cannot run on this machine; the message says why."""
+
+
+def fixed_input_shape(declared, given, model_path: str, input_name: str) -> tuple[int, ...]:
+    """The declared input shape with its dynamic dims filled from `given` (the adapter's
+    resolved shape); the static dims must agree. Refused when a dim stays dynamic."""
+    shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in declared)
+    if given is not None:
+        given = tuple(int(d) for d in given)
+        if len(given) != len(shape) or any(d > 0 and d != g for d, g in zip(shape, given)):
+            raise ValueError(f"{model_path}: input {input_name} is {list(declared)}; shape "
+                             f"{list(given)} does not fit it")
+        shape = given
+    if any(d <= 0 for d in shape):
+        raise ValueError(f"{model_path}: input {input_name} has dynamic dims {list(declared)}; "
+                         "give input_size")
+    return shape

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from trt_infer_ros.backends.runner import BackendUnavailable
+from trt_infer_ros.backends.runner import BackendUnavailable, fixed_input_shape
 from trt_infer_ros.backends.tinygrad_ops import patch_onnx_ops
 from trt_infer_ros.backends.tinygrad_runner import refuse_extra_inputs
 
@@ -65,17 +65,7 @@ class TinygradCudaRunner:
             model = model.to("CUDA")
         patch_onnx_ops(model)
         (self.input_name, spec), = model.graph_inputs.items()
-        shape = tuple(d if isinstance(d, int) else -1 for d in spec.shape)
-        if input_shape is not None:
-            # fills the dynamic dims; the static ones must agree
-            given = tuple(int(d) for d in input_shape)
-            if len(given) != len(shape) or any(d > 0 and d != g for d, g in zip(shape, given)):
-                raise ValueError(f"{model_path}: input {self.input_name} is {list(spec.shape)}; "
-                                 f"shape {list(given)} does not fit it")
-            shape = given
-        if any(d <= 0 for d in shape):
-            raise ValueError(f"{model_path}: input {self.input_name} has dynamic dims {spec.shape}; "
-                             f"pass input_shape")
+        shape = fixed_input_shape(spec.shape, input_shape, model_path, self.input_name)
         self.input_shape = shape
         self.input_dtype = np.dtype(spec.dtype.fmt) if spec.dtype.fmt else np.dtype(np.float32)
         self.output_names = list(model.graph_outputs)

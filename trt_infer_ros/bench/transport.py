@@ -1,7 +1,7 @@
 """trt_infer_ros_bench transport: sensor_msgs/Image between two Python processes.
 
   trt_infer_ros_bench transport [--sizes 640x480,1280x720,1920x1080,3840x2160]
-      [--encodings bgr8,mono8] [--transports DEFAULT,LARGE_DATA,SHM,CAMERA_FRAMES]
+      [--encodings bgr8,mono8,jpeg,png] [--transports DEFAULT,LARGE_DATA,SHM,CAMERA_FRAMES]
       [--reliability reliable,best_effort] [--frames 30] [--gap-ms 33] [--burst-s 1.0]
       [--output DIR]
 
@@ -14,6 +14,9 @@ frame_id), and a sender process measures, per size x encoding x reliability:
 - round trip: image published -> its answer received (one image in flight), p50 and p90;
 - delivered rate: images published back to back for --burst-s, answers per second, and the
   fraction never answered (lost, or for best effort dropped by the transport).
+Encodings jpeg and png send a bundled photo as sensor_msgs/CompressedImage on
+<topic>/compressed (image_transport's defaults: JPEG quality 95, PNG level 9); their one-way
+time includes decoding it as detector_node does (OpenCV), so they compare with raw bgr8.
 Writes transport.json and prints a table.
 """
 from __future__ import annotations
@@ -41,10 +44,13 @@ def _qos(reliability: str, depth: int):
 
 
 def run_echo(reliabilities: list) -> None:
-    """Answer each image on /transport_bench/<reliability>/image with a Header."""
+    """Answer each image on /transport_bench/<reliability>/image with a Header, and each
+    compressed image on .../image/compressed once it is decoded as detector_node decodes it."""
     import rclpy
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import Header
+
+    from trt_infer_ros.ros.frame_input import decode_compressed
 
     rclpy.init()
     node = rclpy.create_node("transport_bench_echo")
@@ -54,6 +60,12 @@ def run_echo(reliabilities: list) -> None:
         def answer(msg: Image, ack=ack) -> None:
             ack.publish(Header(stamp=msg.header.stamp, frame_id=str(time.time_ns())))
         node.create_subscription(Image, f"/transport_bench/{rel}/image", answer, _qos(rel, 5))
+
+        def decode_and_answer(msg: CompressedImage, ack=ack) -> None:
+            decode_compressed(msg.format, msg.data)
+            ack.publish(Header(stamp=msg.header.stamp, frame_id=str(time.time_ns())))
+        node.create_subscription(CompressedImage, f"/transport_bench/{rel}/image/compressed",
+                                 decode_and_answer, _qos(rel, 5))
     print(READY, flush=True)
     try:
         rclpy.spin(node)
@@ -88,27 +100,59 @@ def run_sender(sizes: list, encodings: list, reliabilities: list, frames: int,
         arrived.set()
 
     for rel in reliabilities:
-        pub = node.create_publisher(Image, f"/transport_bench/{rel}/image", _qos(rel, 5))
+        pubs = {"raw": node.create_publisher(Image, f"/transport_bench/{rel}/image",
+                                             _qos(rel, 5))}
+        if any(e in COMPRESSED for e in encodings):
+            from sensor_msgs.msg import CompressedImage
+            pubs["compressed"] = node.create_publisher(
+                CompressedImage, f"/transport_bench/{rel}/image/compressed", _qos(rel, 5))
         node.create_subscription(Header, f"/transport_bench/{rel}/ack", on_ack,
                                  _qos("reliable", 100))
         deadline = time.monotonic() + 20
-        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        while (any(p.get_subscription_count() == 0 for p in pubs.values())
+               and time.monotonic() < deadline):
             time.sleep(0.05)
         for size in sizes:
             width, height = (int(v) for v in size.split("x"))
             for encoding in encodings:
-                channels = 3 if encoding == "bgr8" else 1
-                msg = Image(width=width, height=height, encoding=encoding,
-                            step=width * channels)
-                msg.data = np.random.default_rng(0).integers(
-                    0, 255, width * height * channels, np.uint8).tobytes()
-                print(json.dumps(_measure(pub, msg, acks, arrived, frames, burst_s, gap_s,
-                                          dict(size=size, encoding=encoding, reliability=rel))),
+                row = dict(size=size, encoding=encoding, reliability=rel)
+                if encoding in COMPRESSED:
+                    msg = _compressed_photo(width, height, encoding)
+                    row["payload_bytes"] = len(msg.data)
+                    pub = pubs["compressed"]
+                else:
+                    channels = 3 if encoding == "bgr8" else 1
+                    msg = Image(width=width, height=height, encoding=encoding,
+                                step=width * channels)
+                    msg.data = np.random.default_rng(0).integers(
+                        0, 255, width * height * channels, np.uint8).tobytes()
+                    pub = pubs["raw"]
+                print(json.dumps(_measure(pub, msg, acks, arrived, frames, burst_s, gap_s, row)),
                       flush=True)
     executor.shutdown(timeout_sec=2.0)       # the spinning thread ends before rclpy does
     spinner.join(timeout=2.0)
     node.destroy_node()
     rclpy.try_shutdown()
+
+
+COMPRESSED = ("jpeg", "png")
+
+
+def _compressed_photo(width: int, height: int, codec: str):
+    """A bundled photo at width x height as sensor_msgs/CompressedImage, encoded the way
+    image_transport's compressed plugin does by default (JPEG quality 95, PNG level 9)."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    from trt_infer_ros.resources import sample_images_dir
+
+    photo = cv2.resize(cv2.imread(str(sample_images_dir() / "astronaut.jpg")), (width, height))
+    params = ([cv2.IMWRITE_JPEG_QUALITY, 95] if codec == "jpeg"
+              else [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    ok, data = cv2.imencode("." + codec.replace("jpeg", "jpg"), photo, params)
+    if not ok:
+        raise RuntimeError(f"OpenCV cannot encode {codec} here")
+    return CompressedImage(format=f"bgr8; {codec} compressed bgr8", data=data.tobytes())
 
 
 def _stamp(ns: int):
@@ -227,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trt_infer_ros_bench transport", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="640x480,1280x720,1920x1080,3840x2160")
-    p.add_argument("--encodings", default="bgr8,mono8")
+    p.add_argument("--encodings", default="bgr8,mono8", help="bgr8, mono8, jpeg, png")
     p.add_argument("--transports", default="DEFAULT,LARGE_DATA,SHM,CAMERA_FRAMES")
     p.add_argument("--reliability", default="reliable,best_effort")
     p.add_argument("--frames", type=int, default=30, help="single frames per combination")
