@@ -8,7 +8,8 @@
 The FP32 MODEL is the teacher; frames come from a directory or a rosbag (--bag, --topic), go
 through the model adapter's own preprocessing, and every n-th one (--holdout) is held out to
 measure detection agreement with the FP32 model. Each command prints parameters, MACs, file
-size, onnxruntime CPU latency and agreement before and after, and writes them next to the output
+size, onnxruntime CPU latency (and, on a CUDA GPU, the whole-frame time on each GPU runner) and
+agreement before and after, and writes them next to the output
 (`<out>.json`). The output is written only when the command succeeds; the input is never
 overwritten. Exit status: 0 done, 2 bad input (model, frames, a graph that cannot be pruned or
 trained), 3 the loss diverged (the last good weights are written, and the report says so).
@@ -52,6 +53,9 @@ def add_frames(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--latency-runs", type=int, default=50, help="timed CPU runs per model, "
                    "before and after alternating in rounds (0: skip)")
     p.add_argument("--model-type", default="", help="adapter (default: detected from the ONNX)")
+    p.add_argument("--no-gpu-latency", dest="gpu_latency", action="store_false",
+                   help="skip timing whole frames on each GPU runner installed (done by "
+                        "default where there is a CUDA GPU)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -155,6 +159,10 @@ def _write(path: str, model: onnx.ModelProto, report: dict) -> None:
     tmp = path + ".tmp"
     onnx.save(model, tmp)
     os.replace(tmp, path)
+    _write_report(path, report)
+
+
+def _write_report(path: str, report: dict) -> None:
     with open(path + ".json", "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, default=float)
 
@@ -173,6 +181,14 @@ def _finish(session: Session, before, before_model: onnx.ModelProto, model: onnx
         report["distillation"] = tuned.as_dict()
     _write(session.args.out, model, report)
     print(change(before, after))
+    if session.args.gpu_latency:
+        from trt_infer_ros.optimize.gpu_latency import describe, gpu_frame_latency_ms  # noqa
+        report["gpu_frame_latency_ms"] = gpu_frame_latency_ms([session.args.onnx,
+                                                               session.args.out])
+        if report["gpu_frame_latency_ms"]:
+            _write_report(session.args.out, report)
+        for line in describe(report["gpu_frame_latency_ms"]):
+            print(line)
     for label, facts in (("before", before), ("after", after)):
         if facts.agreement:
             print(f"agreement with FP32 {label}: mAP@0.5 {facts.agreement['map50']:.4f}, "
