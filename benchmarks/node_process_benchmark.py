@@ -90,15 +90,31 @@ def time_in_process(image, frames: int, backend: str, model: str, gap_s: float):
     return bare, back_to_back, whole
 
 
+READY_TIMEOUT_S = 180.0
+
+
 def start_process(cmd: list, ready):
-    """Start `cmd`, wait for a line containing `ready` (when given), then drain its output."""
+    """Start `cmd` and drain its output; wait until a line contains `ready` (when given), at most
+    READY_TIMEOUT_S, and stop with the command's last lines if it never comes."""
     env = dict(os.environ, RCUTILS_LOGGING_USE_STDOUT="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    if ready:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
+    seen, ended, tail = threading.Event(), threading.Event(), []
+
+    def drain() -> None:
         for line in proc.stdout:
-            if ready in line:
-                break
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            tail[:] = (tail + [line.rstrip()])[-5:]
+            if ready and ready in line:
+                seen.set()
+        ended.set()
+    threading.Thread(target=drain, daemon=True).start()
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while ready and not (seen.wait(0.2) or ended.is_set() or time.monotonic() > deadline):
+        pass
+    if ready and not seen.is_set():
+        proc.kill()
+        raise SystemExit(f"{cmd[0]} did not say {ready!r} (exited, or not within "
+                         f"{READY_TIMEOUT_S:g} s); its last lines:\n" + "\n".join(tail))
     return proc
 
 
