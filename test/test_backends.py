@@ -157,3 +157,9 @@ def test_fixed_input_shape_fills_dynamic_dims_and_refuses_misfits():
         fixed_input_shape([1, 3, 64, 64], (1, 3, 96, 96), "m.onnx", "images")
     with pytest.raises(ValueError, match="has dynamic dims .*give input_size"):
         fixed_input_shape([1, 3, "h", "w"], None, "m.onnx", "images")
+
+
+def test_onnxruntime_threads_stop_spinning_when_a_run_returns(conv_model):
+    runner = OnnxRuntimeRunner(conv_model)
+    options = runner._session.get_session_options()
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"

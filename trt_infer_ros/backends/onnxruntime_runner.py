@@ -104,6 +104,10 @@ class OnnxRuntimeRunner:
         threads = intra_op_threads or cpus_allowed()
         if threads:
             options.intra_op_num_threads = threads
+        # Its pool threads spin while a run is on and stop when it returns: between camera
+        # frames the cores go to publishing, DDS and sleep instead of spinning (no change in
+        # latency measured on the node benchmark, less CPU burnt between frames).
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         # CPU stays last so an op the GPU provider lacks still runs.
         providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
         self._session = open_session(model_path, options, providers)
