@@ -71,9 +71,9 @@ def parser() -> argparse.ArgumentParser:
                    "match it (node or output name), e.g. MobilenetV3 for the backbone")
     p.add_argument("--global", dest="global_ranking", action="store_true",
                    help="rank channels across layers instead of per layer")
-    p.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of "
-                   "this: 8 suits tensor cores and onnxruntime's blocked CPU kernels (odd counts "
-                   "can run slower than the unpruned model)")
+    p.add_argument("--round-to", type=int, default=8, help="keep channel counts multiples of "
+                   "this (default 8: it suits tensor cores and onnxruntime's blocked CPU "
+                   "kernels; odd counts can run slower than the unpruned model; 1: exact ratio)")
     p.add_argument("--ranking", choices=("auto", "l1", "activation"), default="auto",
                    help="activation: rank by what the consumers lose on the frames and predict "
                    "removed channels from the kept ones; l1: filter norms only, no frames "
