@@ -80,30 +80,52 @@ class CaptureThread:
             backoff = min(backoff * 2.0, MAX_BACKOFF_S)
 
     def _read_until_trouble(self, capture) -> str:
-        """Deliver frames until the source ends or stalls; returns what happened."""
-        result: dict = {}
+        """Deliver frames until the source ends or stalls; returns what happened. One reader
+        thread per opening reads, stamps and delivers; this thread only watches it for stalls
+        (a blocked read cannot be interrupted, so it is abandoned and the source reopened)."""
         period = file_frame_period(capture, self.source)
-        due = time.monotonic()
-        while not self._stop.is_set():
-            if period:                      # a file plays at its own frame rate, as recorded
-                due += period
-                if self._stop.wait(max(0.0, due - time.monotonic())):
+        progress, over, ended = threading.Event(), threading.Event(), []
+
+        def read_frames() -> None:
+            due = time.monotonic()
+            while not (self._stop.is_set() or over.is_set()):
+                if period:                  # a file plays at its own frame rate, as recorded
+                    due += period
+                    if self._stop.wait(max(0.0, due - time.monotonic())):
+                        break
+                ok, frame = capture.read()
+                stamp = time.time_ns()
+                if over.is_set():           # given up on as stalled meanwhile
                     break
-            reader = threading.Thread(target=lambda: result.update(zip(
-                ("ok", "frame"), capture.read())), daemon=True)
-            result.clear()
-            reader.start()
+                if not ok or frame is None:
+                    ended.append("ended or disconnected")
+                    progress.set()
+                    break
+                self.frames += 1
+                progress.set()
+                try:
+                    self._deliver(frame, stamp)
+                except Exception as err:    # the consumer's problem must not end capture
+                    self._report("error", f"captured frame not delivered: {err!r}")
+
+        reader = threading.Thread(target=read_frames, name=f"{self._thread.name}_read",
+                                  daemon=True)
+        reader.start()
+        deadline = time.monotonic() + self._stall_s + period
+        try:
+            while not self._stop.is_set():
+                if progress.wait(0.1):
+                    progress.clear()
+                    if ended:
+                        break
+                    deadline = time.monotonic() + self._stall_s + period
+                elif time.monotonic() > deadline:
+                    return f"no frame for {self._stall_s:g} s (stalled)"
+            # The read in flight finishes before the caller releases the capture under it.
             reader.join(self._stall_s)
-            if reader.is_alive():           # a blocked read: the device or stream stalled
-                return f"no frame for {self._stall_s:g} s (stalled)"
-            if not result.get("ok") or result.get("frame") is None:
-                return "ended or disconnected"
-            self.frames += 1
-            try:
-                self._deliver(result["frame"], time.time_ns())
-            except Exception as err:        # the consumer's problem must not end capture
-                self._report("error", f"captured frame not delivered: {err!r}")
-        return "stopped"
+            return ended[0] if ended else "stopped"
+        finally:
+            over.set()
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
