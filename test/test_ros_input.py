@@ -143,3 +143,37 @@ def test_a_video_file_plays_at_its_recorded_rate(tmp_path):
         capture.stop()
     # 9 intervals of 50 ms; decoding alone takes well under a millisecond a frame
     assert times[9] - times[0] >= 9 * 0.05 * 0.8
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_an_open_that_blocks_is_reported_and_does_not_hold_up_stop(tmp_path):
+    """A pipe whose writer sends nothing: OpenCV's open waits for data to probe. The capture
+    thread says so while it lasts and still stops at once."""
+    import threading
+    import time
+
+    from trt_infer_ros.ros.capture import CaptureThread
+
+    pipe = str(tmp_path / "silent.mjpeg")
+    os.mkfifo(pipe)
+    release = threading.Event()
+
+    def silent_writer():
+        with open(pipe, "wb"):
+            release.wait(30)
+    threading.Thread(target=silent_writer, daemon=True).start()
+    reports = []
+    capture = CaptureThread(pipe, lambda frame, stamp: None,
+                            lambda level, text: reports.append(text), stall_s=0.5)
+    try:
+        deadline = time.monotonic() + 10
+        while not reports and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reports and "opening has taken over 0.5 s" in reports[0], reports
+        assert "(blocked)" in capture.state
+        start = time.monotonic()
+        capture.stop()
+        assert time.monotonic() - start < 1.5
+        assert not capture._thread.is_alive()
+    finally:
+        release.set()

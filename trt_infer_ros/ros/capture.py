@@ -9,7 +9,9 @@ the model without crossing DDS.
 - a video file or an RTSP/HTTP URL (FFmpeg backend).
 
 A source that cannot be opened, stalls (no frame for `stall_s`) or ends is reported once per
-episode and reopened with a backoff of 1, 2, 4 ... 30 s; the node never dies of it. A video
+episode and reopened with a backoff of 1, 2, 4 ... 30 s; an open that blocks is reported every
+`stall_s` while it lasts (stream URLs also get FFmpeg's 5 s open and read timeouts); the node
+never dies of it. A video
 file therefore plays again after its end, at its recorded frame rate. Each frame carries the
 capture time as its stamp.
 """
@@ -22,6 +24,19 @@ from typing import Callable, Optional
 MAX_BACKOFF_S = 30.0
 
 
+OPEN_TIMEOUT_MS = 5000     # FFmpeg's own limits for a network stream's open and reads
+
+
+def _ffmpeg_with_timeouts(cv2) -> bool:
+    """Whether this OpenCV has the FFmpeg backend and its open/read timeout properties (4.5.2+)."""
+    try:
+        return (hasattr(cv2, "CAP_PROP_OPEN_TIMEOUT_MSEC")
+                and hasattr(cv2, "CAP_PROP_READ_TIMEOUT_MSEC")
+                and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG))
+    except (AttributeError, cv2.error):
+        return False
+
+
 def open_capture(source: str):
     """An opened cv2.VideoCapture for `source`, or None."""
     import cv2
@@ -30,6 +45,10 @@ def open_capture(source: str):
         capture = cv2.VideoCapture(int(source), cv2.CAP_V4L2)
     elif "!" in source:
         capture = cv2.VideoCapture(source, cv2.CAP_GSTREAMER)
+    elif "://" in source and _ffmpeg_with_timeouts(cv2):
+        capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG,
+                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS])
     else:
         capture = cv2.VideoCapture(source)
     if not capture.isOpened():
@@ -58,7 +77,11 @@ class CaptureThread:
     def _run(self) -> None:
         backoff = 1.0
         while not self._stop.is_set():
-            capture = open_capture(self.source)
+            capture = self._open_watched()
+            if self._stop.is_set():
+                if capture is not None:
+                    capture.release()
+                return
             if capture is None:
                 self.state = f"cannot open {self.source!r}"
                 self._report("warn", f"capture source {self.source!r} cannot be opened; "
@@ -78,6 +101,27 @@ class CaptureThread:
             if self._stop.wait(backoff):
                 return
             backoff = min(backoff * 2.0, MAX_BACKOFF_S)
+
+    def _open_watched(self):
+        """open_capture(source) on a helper thread: an open that blocks (a stream that never
+        answers, a pipe with too little data to probe) is reported every `stall_s` while it
+        lasts, and stop() is not held up by it."""
+        opened: list = []
+        opener = threading.Thread(target=lambda: opened.append(open_capture(self.source)),
+                                  name=f"{self._thread.name}_open", daemon=True)
+        opener.start()
+        waited = 0.0
+        while not self._stop.is_set():
+            opener.join(0.1)
+            if not opener.is_alive():
+                return opened[0] if opened else None
+            waited += 0.1
+            if waited >= self._stall_s:
+                self.state = f"opening {self.source!r} (blocked)"
+                self._report("warn", f"capture source {self.source!r}: opening has taken over "
+                                     f"{self._stall_s:g} s; still waiting for it")
+                waited = 0.0
+        return None
 
     def _read_until_trouble(self, capture) -> str:
         """Deliver frames until the source ends or stalls; returns what happened. One reader
