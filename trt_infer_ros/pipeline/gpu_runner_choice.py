@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import os
 import statistics
@@ -31,15 +30,12 @@ _PACKAGES = {"onnxruntime": ("onnxruntime-gpu", "onnxruntime"), "tinygrad": ("ti
 
 
 def installed_gpu_runners() -> list[str]:
-    """GPU runner names whose runtime is installed with GPU support (cheap: opens no device)."""
-    from trt_infer_ros.backends.onnxruntime_runner import onnxruntime_providers
+    """GPU runner names whose runtime is installed with GPU support, in GPU_RUNNERS order: the
+    CUDA entries of the backend factory's list (cheap: opens no device)."""
+    from trt_infer_ros.backends.factory import available_backends
 
-    found = []
-    if "CUDAExecutionProvider" in onnxruntime_providers():
-        found.append("onnxruntime")
-    if importlib.util.find_spec("tinygrad") is not None:
-        found.append("tinygrad")
-    return found
+    cuda = {backend for backend, device in available_backends() if device == "CUDA"}
+    return [name for name in GPU_RUNNERS if name in cuda]
 
 
 def create_named_gpu_runner(name: str, model_path: str, input_shape=None, device_ordinal: int = 0):
