@@ -11,9 +11,8 @@ the model without crossing DDS.
 A source that cannot be opened, stalls (no frame for `stall_s`) or ends is reported once per
 episode and reopened with a backoff of 1, 2, 4 ... 30 s; an open that blocks is reported every
 `stall_s` while it lasts (stream URLs also get FFmpeg's 5 s open and read timeouts); the node
-never dies of it. A video
-file therefore plays again after its end, at its recorded frame rate. Each frame carries the
-capture time as its stamp.
+never dies of it. A video file therefore plays again after its end, at its recorded frame rate.
+Each frame carries the capture time as its stamp.
 """
 from __future__ import annotations
 
@@ -110,17 +109,16 @@ class CaptureThread:
         opener = threading.Thread(target=lambda: opened.append(open_capture(self.source)),
                                   name=f"{self._thread.name}_open", daemon=True)
         opener.start()
-        waited = 0.0
+        next_report = time.monotonic() + self._stall_s
         while not self._stop.is_set():
             opener.join(0.1)
             if not opener.is_alive():
                 return opened[0] if opened else None
-            waited += 0.1
-            if waited >= self._stall_s:
+            if time.monotonic() >= next_report:
                 self.state = f"opening {self.source!r} (blocked)"
                 self._report("warn", f"capture source {self.source!r}: opening has taken over "
                                      f"{self._stall_s:g} s; still waiting for it")
-                waited = 0.0
+                next_report = time.monotonic() + self._stall_s
         return None
 
     def _read_until_trouble(self, capture) -> str:
@@ -128,7 +126,7 @@ class CaptureThread:
         thread per opening reads, stamps and delivers; this thread only watches it for stalls
         (a blocked read cannot be interrupted, so it is abandoned and the source reopened)."""
         period = file_frame_period(capture, self.source)
-        progress, over, ended = threading.Event(), threading.Event(), []
+        progress, over, ended = threading.Event(), threading.Event(), threading.Event()
 
         def read_frames() -> None:
             due = time.monotonic()
@@ -142,7 +140,7 @@ class CaptureThread:
                 if over.is_set():           # given up on as stalled meanwhile
                     break
                 if not ok or frame is None:
-                    ended.append("ended or disconnected")
+                    ended.set()
                     progress.set()
                     break
                 self.frames += 1
@@ -160,14 +158,14 @@ class CaptureThread:
             while not self._stop.is_set():
                 if progress.wait(0.1):
                     progress.clear()
-                    if ended:
+                    if ended.is_set():
                         break
                     deadline = time.monotonic() + self._stall_s + period
                 elif time.monotonic() > deadline:
                     return f"no frame for {self._stall_s:g} s (stalled)"
             # The read in flight finishes before the caller releases the capture under it.
             reader.join(self._stall_s)
-            return ended[0] if ended else "stopped"
+            return "ended or disconnected" if ended.is_set() else "stopped"
         finally:
             over.set()
 
