@@ -20,8 +20,8 @@ from typing import Optional
 
 import numpy as np
 
-from trt_infer_ros.backends.onnxruntime_runner import (image_input, numpy_dtype,
-                                                       onnxruntime_providers, open_session)
+from trt_infer_ros.backends.onnxruntime_runner import (numpy_dtype, onnxruntime_providers,
+                                                       open_session)
 from trt_infer_ros.backends.runner import BackendUnavailable, fixed_input_shape
 
 WARMUP_RUNS = 3          # sizes the memory arena and runs cuDNN's algorithm search before capture
@@ -69,13 +69,13 @@ class OnnxRuntimeCudaRunner:
             raise BackendUnavailable("this onnxruntime does not take our CUDA stream "
                                      "(user_compute_stream); its runs could not be ordered with "
                                      "the frame pipeline's")
-        names = [i.name for i in self._session.get_inputs()]
-        if len(names) != 1:
-            count = {2: "two", 3: "three"}.get(len(names), str(len(names)))
-            raise BackendUnavailable(f"this model has {count} inputs ({', '.join(names)}); the "
-                                     "GPU pipeline feeds the image only: it runs on the CPU-side "
-                                     "pipeline")
-        inp = image_input(self._session)
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            count = {2: "two", 3: "three"}.get(len(inputs), str(len(inputs)))
+            raise BackendUnavailable(f"this model has {count} inputs "
+                                     f"({', '.join(i.name for i in inputs)}); the GPU pipeline "
+                                     "feeds the image only: it runs on the CPU-side pipeline")
+        inp = inputs[0]
         self.input_name = inp.name
         self.input_shape = fixed_input_shape(inp.shape, input_shape, model_path, inp.name)
         self.input_dtype = numpy_dtype(inp.type)
