@@ -39,16 +39,8 @@ def _parameters(model: onnx.ModelProto) -> tuple[int, int]:
 
 def cpu_latency_ms(model: onnx.ModelProto, tensor: np.ndarray, runs: int = 20,
                    warmup: int = 3) -> float:
-    session = session_for(model, ["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: tensor.astype(np.float32)}
-    for _ in range(warmup):
-        session.run(None, feed)
-    times = []
-    for _ in range(max(runs, 1)):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+    """Median CPU time per frame of one model (`runs` runs after `warmup`)."""
+    return paired_latency_ms([model], tensor, runs, rounds=1, warmup=warmup)[0]
 
 
 def paired_latency_ms(models: list, tensor: np.ndarray, runs: int = 20, rounds: int = 5,
