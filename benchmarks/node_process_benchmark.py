@@ -86,7 +86,7 @@ def time_in_process(image, frames: int, backend: str, model: str, gap_s: float):
     back_to_back = timed(lambda: pipeline.runner.run(tensor), 0.0)
     bare = timed(lambda: pipeline.runner.run(tensor), gap_s)
     whole = timed(lambda: pipeline(image, "bgr8"), gap_s)
-    pipeline.runner.close()
+    pipeline.close()
     return bare, back_to_back, whole
 
 
