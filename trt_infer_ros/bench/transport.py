@@ -109,7 +109,9 @@ def run_sender(sizes: list, encodings: list, reliabilities: list, frames: int,
         node.create_subscription(Header, f"/transport_bench/{rel}/ack", on_ack,
                                  _qos("reliable", 100))
         deadline = time.monotonic() + 20
-        while (any(p.get_subscription_count() == 0 for p in pubs.values())
+        # Both directions: the echo's answers published before it has matched us are lost.
+        while ((any(p.get_subscription_count() == 0 for p in pubs.values())
+                or node.count_publishers(f"/transport_bench/{rel}/ack") == 0)
                and time.monotonic() < deadline):
             time.sleep(0.05)
         for size in sizes:
