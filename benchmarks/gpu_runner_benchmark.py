@@ -13,8 +13,11 @@ Per model, host wall medians (time.perf_counter around the call, including the w
                      with its own CUDA graph where it captures (else without), one run
   bare tinygrad      tinygrad's captured CUDA graph(s) alone: launch + synchronize
   frame <runner>     GpuDetectionPipeline(1280x720 bgr8 image) -> Detections with that runner
+  ...-fp16           the same on the model's fp16 copy (onnxruntime CUDA), with the result of the
+                     detection check against float32 (pipeline/precision.py) on the bundled photos
 Each figure is the median of --repeats rounds; the spread (min..max of the round medians) is
-printed beside it. Ratio = the best frame / the fastest bare model.
+printed beside it. Ratios: the best float32 frame / the fastest float32 bare model, and the fp16
+frame / the bare fp16 model.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+
+from trt_infer_ros.pipeline.gpu_runner_choice import FP16_RUNNER  # noqa: E402
 
 
 def rounds(fn, frames: int, repeats: int) -> tuple[float, float, float]:
@@ -105,7 +110,16 @@ def bench(label: str, path: str, frames: int, repeats: int, image) -> dict:
         if got:
             (res["bare"]["onnxruntime"], how) = got
             print(f"  bare onnxruntime ({how}) {fmt(got[0])}", flush=True)
-    for name in installed_gpu_runners():
+    names = installed_gpu_runners()
+    if "onnxruntime" in names:
+        from trt_infer_ros.backends.float16 import float16_model_path
+
+        got = bare_onnxruntime(float16_model_path(path), shape, frames, repeats)
+        if got:
+            (res["bare"][FP16_RUNNER], how) = got
+            print(f"  bare onnxruntime fp16 copy ({how}) {fmt(got[0])}", flush=True)
+        names = names + [FP16_RUNNER]
+    for name in names:
         try:
             t0 = time.perf_counter()
             runner = create_named_gpu_runner(name, path, shape)
@@ -125,14 +139,33 @@ def bench(label: str, path: str, frames: int, repeats: int, image) -> dict:
             print(f"  frame {name} ({frame.mode}, start-up {load:.1f} s) "
                   f"{fmt(res['frame'][name])}", flush=True)
             print(f"    host side of the frame: {stage_medians(pipe, image)}", flush=True)
+            if name == FP16_RUNNER:
+                res["fp16_check"] = fp16_check(pipe, path)
+                print(f"    fp16 against float32 on the bundled photos: {res['fp16_check']}",
+                      flush=True)
         finally:
             pipe.close()
-    if res["bare"] and res["frame"]:
-        fastest_bare = min(v[0] for v in res["bare"].values())
-        best_frame = min(v[0] for v in res["frame"].values())
-        res["ratio"] = best_frame / fastest_bare
-        print(f"  best frame / fastest bare = {res['ratio']:.2f}", flush=True)
+    fp32 = [n for n in res["frame"] if n != FP16_RUNNER]
+    bare32 = [n for n in res["bare"] if n != FP16_RUNNER]
+    if fp32 and bare32:
+        res["ratio"] = (min(res["frame"][n][0] for n in fp32)
+                        / min(res["bare"][n][0] for n in bare32))
+        print(f"  best float32 frame / fastest float32 bare = {res['ratio']:.2f}", flush=True)
+    if FP16_RUNNER in res["frame"] and FP16_RUNNER in res["bare"]:
+        res["ratio_fp16"] = res["frame"][FP16_RUNNER][0] / res["bare"][FP16_RUNNER][0]
+        print(f"  fp16 frame / bare fp16 = {res['ratio_fp16']:.2f}", flush=True)
     return res
+
+
+def fp16_check(pipe, path: str) -> str:
+    from trt_infer_ros.pipeline.detector import build_pipeline
+    from trt_infer_ros.pipeline.precision import check_images, check_precision
+
+    reference = build_pipeline(path, backend="onnxruntime", device="CPU", settings=pipe.settings)
+    try:
+        return str(check_precision(pipe, reference, check_images()))
+    finally:
+        reference.runner.close()
 
 
 def stage_medians(pipe, image, frames: int = 100) -> str:
@@ -154,7 +187,7 @@ def fmt(r) -> str:
 def table(results: list) -> str:
     runners = sorted({k for r in results for k in list(r["bare"]) + list(r["frame"])})
     head = (["model"] + [f"bare {n}" for n in runners] + [f"frame {n}" for n in runners]
-            + ["best frame / fastest bare"])
+            + ["best fp32 frame / fastest fp32 bare", "fp16 frame / bare fp16"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         cells = [r["model"]]
@@ -162,6 +195,7 @@ def table(results: list) -> str:
         cells += [f"{r['frame'][n][0]:.2f} ({r['mode'][n]})" if n in r["frame"] else "-"
                   for n in runners]
         cells.append(f"{r['ratio']:.2f}x" if "ratio" in r else "-")
+        cells.append(f"{r['ratio_fp16']:.2f}x" if "ratio_fp16" in r else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -76,9 +76,13 @@ def test_a_remembered_winner_that_is_no_longer_installed_is_measured_again(cache
     assert built == ["small"]
 
 
-def test_no_candidate_starts_raises_the_last_error(cache_home, two_models):
-    with pytest.raises(RuntimeError, match="does not start"):
-        choice.choose_fastest(["broken"], _maker(two_models, []), None, lambda m: None)
+def test_no_candidate_starts_raises_every_reason(cache_home, two_models):
+    from trt_infer_ros.backends.runner import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable,
+                       match="no GPU runner started: broken: this runner does not start; "
+                             "broken: this runner does not start"):
+        choice.choose_fastest(["broken", "broken"], _maker(two_models, []), None, lambda m: None)
 
 
 def test_cache_key_follows_the_model_bytes_shape_and_gpu(tmp_path, two_models):

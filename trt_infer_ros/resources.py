@@ -1,6 +1,7 @@
 """Where the installed package keeps its data (models, photos, config)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE = "trt_infer_ros"
@@ -31,3 +32,10 @@ def sample_images_dir() -> Path:
 def fastdds_camera_profile() -> Path:
     """The Fast DDS profile for camera frames on one host (config/fastdds_camera_frames.xml)."""
     return share_dir() / "config" / "fastdds_camera_frames.xml"
+
+
+def user_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/trt_infer_ros (~/.cache/trt_infer_ros): measurements and derived models
+    that later starts reuse."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / PACKAGE

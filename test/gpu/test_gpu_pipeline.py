@@ -39,10 +39,11 @@ def _runner(path, backend):
 
 
 def _best(path, backend, settings, **kwargs):
-    """build_best_pipeline asking for this runner (onnxruntime needs the CUDA device named)."""
+    """build_best_pipeline asking for this runner in float32 (onnxruntime needs the CUDA device
+    named)."""
     from trt_infer_ros.pipeline.gpu_pipeline import build_best_pipeline
 
-    return build_best_pipeline(path, "auto", backend, settings,
+    return build_best_pipeline(path, "auto", backend, settings, precision="fp32",
                                device="CUDA" if backend == "onnxruntime" else None, **kwargs)
 
 
@@ -151,7 +152,7 @@ def test_default_centernet_model_on_photos(gpu_backend):
     if not model.is_file() or not photos:
         pytest.skip("default model or photos not in the repository")
     settings = DetectionSettings(0.3, 0.45, 100)
-    gpu = build_gpu_pipeline(str(model), "auto", gpu_backend, settings,
+    gpu = build_gpu_pipeline(str(model), "auto", gpu_backend, settings, precision="fp32",
                              device="CUDA" if gpu_backend == "onnxruntime" else None)
     cpu = build_pipeline(str(model), "auto", "onnxruntime", settings)
     try:

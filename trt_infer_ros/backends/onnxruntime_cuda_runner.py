@@ -10,6 +10,10 @@ whole frame one CUDA graph). Where onnxruntime's run cannot be captured (a node 
 provider copies through the host, say), the frame graph launches our graphs around an eager run
 on the same stream, still without a host wait in between.
 
+`precision="fp16"` runs an fp16 copy of the model (backends/float16.py: half-precision weights
+and arithmetic, float32 inputs and outputs), so nothing else in the frame changes; whether its
+detections stay within tolerance is checked by the pipeline that chooses it (pipeline/precision.py).
+
 Models whose output shapes change from frame to frame (NMS inside the graph) are refused: the
 frame pipeline needs outputs of a fixed size. They run on the CPU-side pipeline instead, where
 onnxruntime's CUDA provider still serves them through `OnnxRuntimeRunner`.
@@ -34,7 +38,7 @@ class OnnxRuntimeCudaRunner:
     capture_mode = "stream"
 
     def __init__(self, model_path: str, input_shape: Optional[tuple[int, ...]] = None,
-                 device_ordinal: int = 0) -> None:
+                 device_ordinal: int = 0, precision: str = "fp32") -> None:
         from trt_infer_ros.cuda.context import CudaContext, cuda_unavailable_reason
         from trt_infer_ros.cuda.stream import Stream
 
@@ -44,25 +48,33 @@ class OnnxRuntimeCudaRunner:
         if PROVIDER not in onnxruntime_providers():
             raise BackendUnavailable("onnxruntime has no CUDA provider here (the onnxruntime-gpu "
                                      "package brings it)")
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision {precision!r}: fp32 or fp16")
         import onnxruntime as ort
 
+        self.precision = precision
+        if precision == "fp16":
+            from trt_infer_ros.backends.float16 import float16_model_path
+            session_path = float16_model_path(model_path)
+        else:
+            session_path = model_path
         self.context = CudaContext.primary(device_ordinal)
         self.stream = Stream(self.context)
         self._buffers: list = []
         self._session = None
         try:
-            self._open(ort, model_path, input_shape, device_ordinal)
+            self._open(ort, session_path, model_path, input_shape, device_ordinal)
         except BaseException:
             self.close()
             raise
-        self.selection = ("onnxruntime CUDA (I/O bound to device buffers, kernels on the frame "
-                          "stream)")
+        self.selection = (f"onnxruntime CUDA {precision} (I/O bound to device buffers, kernels on "
+                          "the frame stream)")
 
-    def _open(self, ort, model_path: str, input_shape, ordinal: int) -> None:
+    def _open(self, ort, session_path: str, model_path: str, input_shape, ordinal: int) -> None:
         from trt_infer_ros.cuda.buffers import DeviceBuffer
 
         cuda_options = {"device_id": str(ordinal), "user_compute_stream": str(self.stream.ptr)}
-        self._session = open_session(model_path, ort.SessionOptions(),
+        self._session = open_session(session_path, ort.SessionOptions(),
                                      [(PROVIDER, cuda_options), "CPUExecutionProvider"])
         given = self._session.get_provider_options().get(PROVIDER, {})
         if given.get("has_user_compute_stream") not in ("1", "true", "True"):
@@ -189,4 +201,5 @@ class OnnxRuntimeCudaRunner:
             self.stream = None
 
     def __repr__(self) -> str:
-        return f"OnnxRuntimeCudaRunner(input {self.input_name}{list(self.input_shape)})"
+        return (f"OnnxRuntimeCudaRunner({self.precision}, input "
+                f"{self.input_name}{list(self.input_shape)})")

@@ -103,7 +103,7 @@ def _build(variant: Variant):
     if variant.gpu_pipeline:
         from trt_infer_ros.pipeline.gpu_pipeline import build_gpu_pipeline
         return build_gpu_pipeline(variant.model_path, backend=variant.backend,
-                                  device=variant.device)
+                                  device=variant.device, precision="fp32")
     from trt_infer_ros.pipeline.detector import build_pipeline
     device = None if variant.device in (None, "CPU") and variant.backend == "onnxruntime" \
         else variant.device

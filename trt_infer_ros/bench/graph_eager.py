@@ -19,7 +19,8 @@ def measure(model_path: str, images: list, frames: int = 200, backend: str = "au
                 "reason": f"no CUDA GPU here ({why}): the CPU path has no frame graph"}
     out = {"available": True, "frames": frames, "images": [list(i.shape) for i in images]}
     for mode, use_graph in (("graph", True), ("eager", False)):
-        pipe = gpu_pipeline.build_gpu_pipeline(model_path, backend=backend, use_graph=use_graph)
+        pipe = gpu_pipeline.build_gpu_pipeline(model_path, backend=backend, use_graph=use_graph,
+                                               precision="fp32")
         try:
             for i in range(warmup):
                 pipe(images[i % len(images)], "bgr8")

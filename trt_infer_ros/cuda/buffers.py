@@ -121,5 +121,13 @@ def copy_async(dst_ptr: int, src_ptr: int, nbytes: int, stream: Stream) -> None:
     check(driver.cuMemcpyAsync(dst_ptr, src_ptr, nbytes, stream.handle), "cuMemcpyAsync")
 
 
+def copy_between_contexts_async(dst_ptr: int, dst_context, src_ptr: int, src_context,
+                                nbytes: int, stream: Stream) -> None:
+    """Device-to-device copy from memory of one context to memory of another (on one GPU too:
+    a context cannot read another's allocations), queued on `stream` (of the destination's)."""
+    check(driver.cuMemcpyPeerAsync(dst_ptr, dst_context.handle, src_ptr, src_context.handle,
+                                   nbytes, stream.handle), "cuMemcpyPeerAsync")
+
+
 def memset_u32_async(ptr: int, value: int, count: int, stream: Stream) -> None:
     check(driver.cuMemsetD32Async(ptr, value & 0xFFFFFFFF, count, stream.handle), "cuMemsetD32Async")

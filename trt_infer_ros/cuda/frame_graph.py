@@ -51,7 +51,10 @@ class FrameGraph:
     """Buffers, kernels and the graph(s) of one source shape."""
 
     def __init__(self, runner: GpuRunner, preprocessor: GpuPreprocessor,
-                 decoder: Optional[GpuDecoder], stream: Stream, use_graph: bool = True) -> None:
+                 decoder: Optional[GpuDecoder], stream: Stream, use_graph: bool = True,
+                 device_source: Optional[int] = None) -> None:
+        """`device_source`: the device address of pixels already on the GPU (a JPEG decoded
+        there) for every frame of this graph; none of the host staging and upload then."""
         self.runner = runner
         self.context = runner.context
         self.pre = preprocessor
@@ -59,8 +62,13 @@ class FrameGraph:
         self.stream = stream
         src = preprocessor.source
         self.src_nbytes = src.nbytes
-        self.staging = PinnedBuffer(self.context, self.src_nbytes)
-        self.src_dev = DeviceBuffer(self.context, self.src_nbytes)
+        if device_source is None:
+            self.staging = PinnedBuffer(self.context, self.src_nbytes)
+            self.src_dev = DeviceBuffer(self.context, self.src_nbytes)
+            self.source_ptr = self.src_dev.ptr
+        else:
+            self.staging = self.src_dev = None
+            self.source_ptr = int(device_source)
         # Without a GPU decoder the raw outputs come back (pinned) for the CPU decoder.
         self.outputs_host: list[tuple[PinnedBuffer, int, tuple, np.dtype]] = []
         if decoder is None:
@@ -80,8 +88,9 @@ class FrameGraph:
     # -- stages ---------------------------------------------------------------------------------
 
     def _enqueue_pre(self) -> None:
-        copy_async(self.src_dev.ptr, self.staging.ptr, self.src_nbytes, self.stream)
-        self.pre.enqueue(self.src_dev.ptr, self.runner.input_ptr, self.stream)
+        if self.staging is not None:
+            copy_async(self.src_dev.ptr, self.staging.ptr, self.src_nbytes, self.stream)
+        self.pre.enqueue(self.source_ptr, self.runner.input_ptr, self.stream)
 
     def _enqueue_post(self) -> None:
         if self.decoder is not None:
@@ -186,6 +195,7 @@ class FrameGraph:
         for host, *_ in self.outputs_host:
             host.close()
         self.outputs_host = []
-        self.staging.close()
-        self.src_dev.close()
+        for buf in (self.staging, self.src_dev):
+            if buf is not None:
+                buf.close()
         self.pre.close()

@@ -21,7 +21,8 @@ def gpu_frame_latency_ms(model_paths: list) -> dict[str, list[Optional[float]]]:
         times: list[Optional[float]] = []
         for path in model_paths:
             try:
-                pipe = build_gpu_pipeline(str(path), backend=runner, device="CUDA")
+                pipe = build_gpu_pipeline(str(path), backend=runner, device="CUDA",
+                                          precision="fp32")
             except Exception as exc:          # one runner refusing a model is a finding
                 LOG.warning("%s on %s: not run (%s)", path, runner, exc)
                 times.append(None)

@@ -137,6 +137,9 @@ class GpuDetectionPipeline:
                                           if gpu_decode else (None, "GPU decode turned off"))
         self.decoder = GpuDecoder(self.context, layout, runner.output_dtypes[0]) if layout else None
         self._frames: "OrderedDict[tuple, object]" = OrderedDict()
+        self._jpeg = None            # GpuJpegDecoder once asked for; False when unavailable
+        self._jpeg_landing = None    # decoded pixels copied into this context (tinygrad's)
+        self.jpeg_text = ""
 
     @property
     def gpu_decode(self) -> bool:
@@ -159,28 +162,95 @@ class GpuDetectionPipeline:
 
     def frame_for(self, image: np.ndarray, encoding: str):
         """The FrameGraph for this image's shape (built and captured on first sight)."""
+        img, w, h, step = _image_geometry(image, encoding)
+        return self._frame(w, h, step, encoding), img
+
+    def _frame(self, w: int, h: int, step: int, encoding: str, device_source: Optional[int] = None):
+        """The FrameGraph for one source geometry (and device source address, for pixels
+        decoded on the GPU), built and captured on first sight, least recently used dropped."""
         from trt_infer_ros.cuda.frame_graph import FrameGraph
         from trt_infer_ros.cuda.preprocess_kernel import GpuPreprocessor, SourceLayout
 
-        img, w, h, step = _image_geometry(image, encoding)
         decoder = self._decoder_now()
-        key = (w, h, step, encoding, decoder is not None)
+        key = (w, h, step, encoding, decoder is not None, device_source)
         frame = self._frames.get(key)
         if frame is None:
+            # A JPEG may be decoding on the stream: capture the new graph on an idle one.
+            self.stream.synchronize()
             spec = self.adapter.input_spec
             transform, new_w, new_h = compute_transform(w, h, spec)
             pre = GpuPreprocessor(self.context, spec, SourceLayout(w, h, step, encoding),
                                   (new_w, new_h), (int(transform.pad_x), int(transform.pad_y)))
-            frame = FrameGraph(self.runner, pre, decoder, self.stream, self.use_graph)
+            frame = FrameGraph(self.runner, pre, decoder, self.stream, self.use_graph,
+                               device_source)
             frame.transform = transform
-            LOG.info("GPU frame graph for %dx%d %s: %s", w, h, encoding, frame.mode)
+            LOG.info("GPU frame graph for %dx%d %s%s: %s", w, h, encoding,
+                     " decoded on the GPU" if device_source is not None else "", frame.mode)
             self._frames[key] = frame
             while len(self._frames) > self.max_shapes:
                 _, old = self._frames.popitem(last=False)
                 old.close()
         else:
             self._frames.move_to_end(key)
-        return frame, img
+        return frame
+
+    @property
+    def jpeg_on_gpu(self) -> bool:
+        """Whether JPEG payloads can be given to `detect_jpeg` (nvImageCodec installed)."""
+        return self._jpeg_decoder() is not None
+
+    def _jpeg_decoder(self):
+        if self._jpeg is None:
+            from trt_infer_ros.cuda.jpeg_decoder import GpuJpegDecoder, unavailable_reason
+
+            reason = unavailable_reason()
+            if reason is not None:
+                self._jpeg = False
+                self.jpeg_text = f"JPEG decoded on the CPU ({reason})"
+            else:
+                self.context.activate()
+                self._jpeg = GpuJpegDecoder(self.context.device_ordinal)
+                self.jpeg_text = "JPEG decoded on the GPU (nvImageCodec)"
+        return self._jpeg or None
+
+    def detect_jpeg(self, data) -> Optional[Detections]:
+        """Detections of a JPEG payload decoded on the GPU straight into the frame graph's
+        source; None when this pipeline cannot (no nvImageCodec, not a JPEG it reads), and the
+        caller decodes on the host."""
+        decoder = self._jpeg_decoder()
+        if decoder is None:
+            return None
+        t0 = time.perf_counter()
+        same_context = int(decoder.context.handle) == int(self.context.handle)
+        failures = decoder.failures
+        decoded = decoder.decode(data, self.stream if same_context else None)
+        if decoded is None:
+            if decoder.failures > failures and failures == 0:
+                LOG.warning("nvImageCodec could not decode a JPEG on the GPU (%s); such frames "
+                            "are decoded on the CPU", decoder.last_error)
+            return None
+        source = decoded.ptr
+        if not same_context:
+            source = self._copy_from_decoder(decoder, decoded)
+        frame = self._frame(decoded.width, decoded.height, decoded.step, decoded.encoding, source)
+        return self._run(frame, t0)
+
+    def _copy_from_decoder(self, decoder, decoded) -> int:
+        """The decoded pixels copied into a buffer of this pipeline's context (kept, grown as
+        needed), after the decode finished on the decoder's stream."""
+        from trt_infer_ros.cuda.buffers import DeviceBuffer, copy_between_contexts_async
+
+        if self._jpeg_landing is None or self._jpeg_landing.nbytes < decoded.nbytes:
+            if self._jpeg_landing is not None:
+                self.stream.synchronize()
+                self._jpeg_landing.close()
+            self.context.activate()
+            self._jpeg_landing = DeviceBuffer(self.context, decoded.nbytes)
+        decoder.stream.synchronize()
+        self.context.activate()
+        copy_between_contexts_async(self._jpeg_landing.ptr, self.context, decoded.ptr,
+                                    decoder.context, decoded.nbytes, self.stream)
+        return self._jpeg_landing.ptr
 
     def _write_params(self, transform: ImageTransform) -> None:
         s = self.settings
@@ -193,6 +263,10 @@ class GpuDetectionPipeline:
         t0 = time.perf_counter()
         frame, img = self.frame_for(image, encoding)
         frame.stage_image(img)
+        return self._run(frame, t0)
+
+    def _run(self, frame, t0: float) -> Detections:
+        """Launch a staged frame, wait, and read its detections; timings from `t0`."""
         if frame.decoder is not None:
             self._write_params(frame.transform)
         t1 = time.perf_counter()
@@ -227,6 +301,12 @@ class GpuDetectionPipeline:
         if self.decoder is not None:
             self.decoder.close()
             self.decoder = None
+        if self._jpeg:
+            self._jpeg.close()
+        self._jpeg = None
+        if self._jpeg_landing is not None:
+            self._jpeg_landing.close()
+            self._jpeg_landing = None
         if self._own_stream:
             self.stream.close()
         self.runner.close()
@@ -279,11 +359,15 @@ def _ordinal(device: Optional[str]) -> int:
 
 def build_gpu_pipeline(model_path: str, model_type: str = "auto", backend: str = "auto",
                        settings: Optional[DetectionSettings] = None, device: Optional[str] = None,
-                       use_graph: bool = True, log=None, **adapter_kwargs) -> GpuDetectionPipeline:
+                       use_graph: bool = True, log=None, precision: str = "auto",
+                       **adapter_kwargs) -> GpuDetectionPipeline:
     """Adapter + GPU runner + GpuDetectionPipeline for one model file (same arguments as
-    `pipeline.detector.build_pipeline`). With backend "auto" and an ONNX model, every GPU
-    runner installed here is timed on whole frames and the fastest kept (gpu_runner_choice).
+    `pipeline.detector.build_pipeline`). For an ONNX model every GPU runner `backend` and
+    `precision` allow is timed on whole frames and the fastest kept (gpu_runner_choice); an fp16
+    candidate must first keep the detections within pipeline/precision.py's tolerance.
     Raises BackendUnavailable when no GPU path exists."""
+    say = log or LOG.info
+    backend = (backend or "auto").lower()
     adapter, input_shape = None, None
     if Path(model_path).suffix.lower() == ".onnx":
         check_model_file(model_path)
@@ -292,29 +376,69 @@ def build_gpu_pipeline(model_path: str, model_type: str = "auto", backend: str =
         adapter = create_adapter(model_type, model_path, **adapter_kwargs)
         input_shape = adapter.input_spec.shape
 
-    def make(runner_backend: str) -> GpuDetectionPipeline:
-        runner = create_gpu_runner(runner_backend, model_path, device, input_shape)
+    def make(runner_name: str) -> GpuDetectionPipeline:
+        from trt_infer_ros.pipeline.gpu_runner_choice import FP16_RUNNER, create_named_gpu_runner
+
+        if runner_name in (FP16_RUNNER, "onnxruntime", "tinygrad"):
+            reason = unavailable_reason()
+            if reason:
+                raise BackendUnavailable(f"no GPU pipeline here: {reason}")
+            runner = create_named_gpu_runner(runner_name, model_path, input_shape,
+                                             _ordinal(device))
+        else:
+            runner = create_gpu_runner(runner_name, model_path, device, input_shape)
         try:
             pipe_adapter = adapter
             if pipe_adapter is None:
                 pipe_adapter = adapter_for(model_path, model_type, runner, **adapter_kwargs)
             elif hasattr(pipe_adapter, "set_output_names"):
                 pipe_adapter.set_output_names(runner.output_names)
-            return GpuDetectionPipeline(pipe_adapter, runner, settings, use_graph=use_graph)
+            pipe = GpuDetectionPipeline(pipe_adapter, runner, settings, use_graph=use_graph)
         except Exception:
             runner.close()
             raise
+        if runner_name == FP16_RUNNER:
+            _check_fp16(pipe, model_path, model_type, precision, say, **adapter_kwargs)
+        return pipe
 
-    if (backend or "auto").lower() == "auto" and adapter is not None and unavailable_reason() is None:
-        from trt_infer_ros.pipeline.gpu_runner_choice import (cache_key, choose_fastest,
-                                                              installed_gpu_runners)
-        candidates = installed_gpu_runners()
-        if len(candidates) > 1:
-            from trt_infer_ros.cuda.context import CudaContext
-            gpu = CudaContext.primary(_ordinal(device)).name
-            key = cache_key(model_path, input_shape, gpu, candidates)
-            return choose_fastest(candidates, make, key, log or LOG.info)
-    return make(backend)
+    if adapter is None or backend == "tensorrt" or unavailable_reason() is not None:
+        return make(backend)          # an engine, or no GPU: create_gpu_runner says why
+    from trt_infer_ros.pipeline.gpu_runner_choice import (cache_key, choose_fastest,
+                                                          gpu_candidates, installed_gpu_runners)
+    installed = installed_gpu_runners()
+    candidates = gpu_candidates(backend, precision, installed)
+    if len(candidates) == 1:
+        return make(candidates[0])
+    if not candidates:
+        return make(backend)          # nothing installed: create_gpu_runner says why
+    from trt_infer_ros.cuda.context import CudaContext
+    gpu = CudaContext.primary(_ordinal(device)).name
+    key = cache_key(model_path, input_shape, gpu, candidates)
+    return choose_fastest(candidates, make, key, say)
+
+
+def _check_fp16(pipe: GpuDetectionPipeline, model_path: str, model_type: str, precision: str,
+                say, **adapter_kwargs) -> None:
+    """Compare the fp16 pipeline's detections with the float32 model's (onnxruntime CPU) on the
+    bundled photos: outside the tolerance, refused when fp16 was only offered (precision auto),
+    used with a warning when asked for."""
+    from trt_infer_ros.pipeline.precision import check_images, check_precision
+
+    reference = build_pipeline(model_path, model_type=model_type, backend="onnxruntime",
+                               settings=pipe.settings, device="CPU", **adapter_kwargs)
+    try:
+        check = check_precision(pipe, reference, check_images())
+    finally:
+        reference.runner.close()
+    if check.passed:
+        say(f"fp16 detections against float32: {check}")
+        return
+    if precision == "fp16":
+        LOG.warning("precision fp16 as asked, but its detections differ from float32: %s", check)
+        say(f"WARNING: precision fp16 as asked, but its detections differ from float32: {check}")
+        return
+    pipe.close()
+    raise BackendUnavailable(f"fp16 not taken: {check}")
 
 
 def wants_gpu(backend: str, device: Optional[str]) -> bool:
@@ -330,11 +454,13 @@ def wants_gpu(backend: str, device: Optional[str]) -> bool:
 
 def build_best_pipeline(model_path: str, model_type: str = "auto", backend: str = "auto",
                         settings: Optional[DetectionSettings] = None,
-                        device: Optional[str] = None, log=None, **adapter_kwargs):
+                        device: Optional[str] = None, log=None, precision: str = "auto",
+                        **adapter_kwargs):
     """What detector_node should call: the whole-frame GPU pipeline when the parameters allow it
-    and a GPU runner starts here (TensorRT for engines, else the fastest of onnxruntime CUDA and
-    tinygrad CUDA), otherwise the CPU-side `DetectionPipeline` from `build_pipeline`. An explicit
-    backend=tensorrt/tinygrad that fails on the GPU is not silently replaced. `pipeline.selection` says what was chosen."""
+    and a GPU runner starts here (TensorRT for engines, else the fastest of onnxruntime CUDA
+    (fp32, and fp16 within tolerance) and tinygrad CUDA), otherwise the CPU-side
+    `DetectionPipeline` from `build_pipeline`. An explicit backend=tensorrt/tinygrad that fails
+    on the GPU is not silently replaced. `pipeline.selection` says what was chosen."""
 
     say = log or LOG.info
     reason = None
@@ -345,8 +471,10 @@ def build_best_pipeline(model_path: str, model_type: str = "auto", backend: str 
     if reason is None:
         try:
             pipe = build_gpu_pipeline(model_path, model_type, backend, settings, device,
-                                      log=say, **adapter_kwargs)
-            pipe.selection = (f"GPU pipeline: {pipe.runner.name} {pipe.runner.device}, frame "
+                                      log=say, precision=precision, **adapter_kwargs)
+            runner_precision = getattr(pipe.runner, "precision", "")
+            pipe.selection = (f"GPU pipeline: {pipe.runner.name} {pipe.runner.device}"
+                              f"{' ' + runner_precision if runner_precision else ''}, frame "
                               f"graphs per input shape, {pipe.decode_text}; model "
                               f"{getattr(pipe.adapter, 'selection', pipe.adapter.model_type)}")
             say(pipe.selection)
@@ -365,4 +493,7 @@ def build_best_pipeline(model_path: str, model_type: str = "auto", backend: str 
     except AttributeError:
         pass
     say(f"GPU pipeline not used: {reason}")
+    if precision == "fp16":
+        say("precision fp16 applies to the GPU pipeline; this CPU-side pipeline runs the model "
+            "as it is")
     return pipe

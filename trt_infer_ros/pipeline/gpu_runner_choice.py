@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -21,12 +20,15 @@ from typing import Callable, Optional
 import numpy as np
 
 from trt_infer_ros.file_io import write_atomic
+from trt_infer_ros.resources import user_cache_dir
 
 GPU_RUNNERS = ("onnxruntime", "tinygrad")      # on equal times, the first wins
+FP16_RUNNER = "onnxruntime-fp16"               # onnxruntime CUDA on the model's fp16 copy
 TIMING_FRAME = (720, 1280, 3)                  # the frame each candidate is timed on (bgr8)
 TIMED_FRAMES = 30
 BUDGET_S = 3.0                                 # per candidate, after its warm-up
 _PACKAGES = {"onnxruntime": ("onnxruntime-gpu", "onnxruntime"), "tinygrad": ("tinygrad",)}
+_PACKAGES[FP16_RUNNER] = _PACKAGES["onnxruntime"]
 
 
 def installed_gpu_runners() -> list[str]:
@@ -38,10 +40,30 @@ def installed_gpu_runners() -> list[str]:
     return [name for name in GPU_RUNNERS if name in cuda]
 
 
+def gpu_candidates(backend: str, precision: str, installed: list[str]) -> list[str]:
+    """The GPU runners `backend` and `precision` allow, from the installed ones: fp16 is
+    onnxruntime CUDA on the model's fp16 copy; "auto" precision offers it beside fp32 (the
+    pipeline takes it only within the detection tolerance and when faster)."""
+    from trt_infer_ros.backends.runner import BackendUnavailable
+
+    names = [backend] if backend in GPU_RUNNERS else list(installed)
+    names = [n for n in names if n in installed]
+    fp16 = [FP16_RUNNER] if "onnxruntime" in names else []
+    if precision == "fp16":
+        if not fp16:
+            raise BackendUnavailable("precision fp16 runs on onnxruntime's CUDA provider "
+                                     "(onnxruntime-gpu), which " + (
+                                         "is not installed here" if "onnxruntime" not in installed
+                                         else f"backend {backend!r} excludes"))
+        return fp16
+    return names + fp16 if precision == "auto" else names
+
+
 def create_named_gpu_runner(name: str, model_path: str, input_shape=None, device_ordinal: int = 0):
-    if name == "onnxruntime":
+    if name in ("onnxruntime", FP16_RUNNER):
         from trt_infer_ros.backends.onnxruntime_cuda_runner import OnnxRuntimeCudaRunner
-        return OnnxRuntimeCudaRunner(model_path, input_shape, device_ordinal)
+        return OnnxRuntimeCudaRunner(model_path, input_shape, device_ordinal,
+                                     "fp16" if name == FP16_RUNNER else "fp32")
     if name == "tinygrad":
         from trt_infer_ros.backends.tinygrad_cuda_runner import TinygradCudaRunner
         return TinygradCudaRunner(model_path, input_shape)
@@ -70,8 +92,7 @@ def cache_key(model_path: str, input_shape, gpu_name: str, candidates) -> str:
 
 
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "trt_infer_ros" / "gpu_runner_choice.json"
+    return user_cache_dir() / "gpu_runner_choice.json"
 
 
 def _read_cache() -> dict:
@@ -117,7 +138,7 @@ def choose_fastest(candidates, make_pipeline: Callable[[str], object], key: Opti
                    say: Callable[[str], None]):
     """The pipeline whose whole frame is fastest, built by `make_pipeline(runner_name)`; the
     cached winner alone when `key` is known. Candidates that fail to start are logged and
-    skipped; the error of the last one is raised when none starts."""
+    skipped; when none starts, BackendUnavailable names each one's reason."""
     entry = cached_choice(key, candidates) if key else None
     if entry is not None:
         say(f"GPU runner {entry['runner']} (measured before: "
@@ -148,7 +169,10 @@ def choose_fastest(candidates, make_pipeline: Callable[[str], object], key: Opti
         else:
             pipe.close()
     if best is None:
-        raise failures[-1][1]
+        from trt_infer_ros.backends.runner import BackendUnavailable
+
+        raise BackendUnavailable("no GPU runner started: " + "; ".join(
+            f"{name}: {exc}" for name, exc in failures))
     winner = best_name
     say(f"GPU runner {winner} chosen: " + ", ".join(f"{k} {v:.2f} ms" for k, v in timings.items())
         + f" (measured in {time.perf_counter() - started:.1f} s)")

@@ -5,6 +5,7 @@ import os
 import re
 import stat
 
+from trt_infer_ros.backends.float16 import PRECISIONS
 from trt_infer_ros.models.registry import MODEL_TYPE_CHOICES
 from trt_infer_ros.pipeline.settings import DetectionSettings
 from trt_infer_ros.resources import default_model_path
@@ -28,6 +29,10 @@ DETECTOR_PARAMETERS = (
               read_only=True, choices=BACKENDS),
     ParamSpec("device", "", "runtime device: CPU, CUDA, CUDA:<n>, DLA0, DLA1; empty lets the "
               "backend choose", read_only=True, max_length=16),
+    ParamSpec("precision", "auto", "GPU pipeline arithmetic for ONNX models on onnxruntime CUDA: "
+              "auto takes fp16 when it keeps the detections within tolerance and is faster; "
+              "fp32; fp16 (a warning when outside tolerance)", read_only=True,
+              choices=PRECISIONS),
     ParamSpec("input_size", "", "input size for a model whose size is not fixed: 640 or "
               "WIDTHxHEIGHT (640x384); empty reads it from the model", read_only=True,
               max_length=16),
@@ -109,6 +114,7 @@ def load_pipeline(params: dict, log):
     return build_best_pipeline(params["model_path"], model_type=params["model_type"],
                                backend=params["backend"], settings=settings_from(params),
                                device=params["device"] or None, log=log,
+                               precision=params.get("precision", "auto"),
                                **adapter_kwargs_from(params))
 
 

@@ -40,7 +40,8 @@ BACKBONE_PARAMETERS = (
     _DETECTOR["qos_depth"],
 )
 
-HEAD_PARAMETERS = DETECTOR_PARAMETERS + (
+# precision chooses among whole-frame GPU runners, which the head does not use.
+HEAD_PARAMETERS = tuple(s for s in DETECTOR_PARAMETERS if s.name != "precision") + (
     ParamSpec("head_model", "", "head ONNX or TensorRT engine; empty splits model_path",
               read_only=True),
 ) + SPLIT_FILES
