@@ -100,6 +100,27 @@ def test_compressed_input_matches_raw(ros, codec):
     assert again.detections
 
 
+def test_a_kept_jpeg_without_a_gpu_decoder_is_decoded_here():
+    """JPEG payloads stay encoded only for a pipeline that decodes them (on the GPU); any other
+    pipeline gets them decoded by OpenCV, with the same detections as decoding first."""
+    from trt_infer_ros.ros.frame_input import detect, frame_from
+
+    photo = cv2.imread(str(IMAGES / "chelsea.jpg"))
+    pipeline = build_pipeline(str(default_model_path()), backend="onnxruntime")
+    ok, jpeg = cv2.imencode(".jpg", photo)
+    msg = CompressedImage(format="bgr8; jpeg compressed bgr8")
+    msg.data = jpeg.tobytes()
+    kept = frame_from(msg, keep_jpeg=True)
+    assert kept.image is None and kept.compressed is not None
+    dets, frame = detect(pipeline, kept)
+    assert frame.image is not None and frame.encoding == "bgr8"
+    want = pipeline(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), "bgr8")
+    np.testing.assert_array_equal(dets.boxes, want.boxes)
+    ok, png = cv2.imencode(".png", photo)
+    msg.data = png.tobytes()
+    assert frame_from(msg, keep_jpeg=True).image is not None      # PNG: decoded at once
+
+
 def test_missing_and_vanishing_sources_are_survived_and_reported(ros, video, tmp_path):
     context, executor, helper, nodes = ros
     node = detector(context, executor, nodes, source=str(tmp_path / "nowhere.avi"))

@@ -22,7 +22,7 @@ from trt_infer_ros.ros.detection_output import DetectionOutput
 from trt_infer_ros.ros.diagnostics import DETECTOR_STAGES, NodeDiagnostics, stage_times
 from trt_infer_ros.ros.detector_parameters import (DETECTOR_PARAMETERS,
                                                    declare_detector_parameters, load_pipeline)
-from trt_infer_ros.ros.frame_input import INPUT_PARAMETERS, FrameInput, frame_from
+from trt_infer_ros.ros.frame_input import INPUT_PARAMETERS, FrameInput, detect, frame_from
 from trt_infer_ros.ros.frame_worker import FrameWorker
 from trt_infer_ros.ros.live_tuning import LiveTuning
 from trt_infer_ros.ros.parameters import help_text
@@ -58,6 +58,12 @@ class DetectorNode(Node):
         self._input = FrameInput(self, self._frames, params,
                                  image_qos(params["qos_reliability"], params["qos_depth"]),
                                  self._diagnostics)
+        # JPEG frames stay encoded up to a pipeline that decodes them on the GPU.
+        self._jpeg_on_gpu = (params["image_transport"] == "compressed" and not params["source"]
+                             and getattr(self._pipeline, "jpeg_on_gpu", False))
+        if params["image_transport"] == "compressed" and not params["source"]:
+            self.get_logger().info(getattr(self._pipeline, "jpeg_text", "")
+                                   or "JPEG and PNG decoded on the CPU (OpenCV)")
 
         spec = self._pipeline.adapter.input_spec
         self.get_logger().info(
@@ -69,9 +75,9 @@ class DetectorNode(Node):
     def _process(self, msg) -> None:
         """One frame on the worker thread: convert (or decode), detect, publish."""
         start = time.perf_counter()
-        frame = frame_from(msg)
+        frame = frame_from(msg, keep_jpeg=self._jpeg_on_gpu and not self._output.wants_overlay)
         converted = time.perf_counter()
-        detections = self._pipeline(frame.image, frame.encoding)
+        detections, frame = detect(self._pipeline, frame)
         inferred = time.perf_counter()
         self._output.publish(detections, frame.header, frame.image, frame.encoding)
         self._diagnostics.frame_done(stage_times((converted - start) * 1e3,

@@ -3,13 +3,15 @@ inside the process. Each becomes a `Frame` (pixels, encoding, header) for the sa
 
 - raw:        sensor_msgs/Image on `image` (zero-copy view of the message).
 - compressed: sensor_msgs/CompressedImage on `<image>/compressed`, image_transport's name for it
-              (the resolved `image` topic, remappings included, plus "/compressed"); JPEG and
-              PNG decoded with OpenCV.
+              (the resolved `image` topic, remappings included, plus "/compressed"); JPEG
+              decoded on the GPU by nvImageCodec straight into the GPU pipeline's frame graph
+              where both are there (cuda/jpeg_decoder.py), else JPEG and PNG with OpenCV.
 - capture:    the `source` parameter (see capture.py): frames reach the model without DDS.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -27,19 +29,37 @@ TRANSPORTS = ("raw", "compressed")
 
 @dataclass
 class Frame:
-    image: np.ndarray          # HxW or HxWxC uint8
+    image: Optional[np.ndarray]  # HxW or HxWxC uint8; None while `compressed` is not decoded
     encoding: str              # bgr8, rgb8, mono8, bgra8, rgba8
     header: object             # std_msgs/Header: the stamp and frame_id detections carry
+    compressed: Optional[tuple] = None  # (format, data) of a JPEG kept for the GPU decoder
 
 
-def frame_from(msg) -> Frame:
-    """A Frame from an Image, a CompressedImage or an already captured Frame."""
+def frame_from(msg, keep_jpeg: bool = False) -> Frame:
+    """A Frame from an Image, a CompressedImage or an already captured Frame. With `keep_jpeg`
+    a JPEG payload stays encoded, for a pipeline that decodes it on the GPU (`detect`)."""
     if isinstance(msg, Frame):
         return msg
     if hasattr(msg, "format"):                  # sensor_msgs/CompressedImage
+        if keep_jpeg and bytes(msg.data[:3]) == b"\xff\xd8\xff":
+            return Frame(None, "bgr8", msg.header, (msg.format, msg.data))
         image, encoding = decode_compressed(msg.format, msg.data)
         return Frame(image, encoding, msg.header)
     return Frame(image_to_array(msg), msg.encoding.lower(), msg.header)
+
+
+def detect(pipeline, frame: Frame):
+    """(detections, frame) of one frame: a kept JPEG decoded on the GPU by the pipeline, or, when
+    it cannot read it, decoded here (the returned frame then has the pixels)."""
+    if frame.compressed is not None:
+        fmt, data = frame.compressed
+        detect_jpeg = getattr(pipeline, "detect_jpeg", None)
+        detections = detect_jpeg(data) if detect_jpeg is not None else None
+        if detections is not None:
+            return detections, frame
+        image, encoding = decode_compressed(fmt, data)
+        frame = Frame(image, encoding, frame.header)
+    return pipeline(frame.image, frame.encoding), frame
 
 
 def decode_compressed(fmt: str, data) -> tuple[np.ndarray, str]:
