@@ -20,6 +20,7 @@ DETECTOR_OVERRIDES = {
     "model_path": "ONNX model or TensorRT engine (empty: params_file's)",
     "model_type": "output layout of the model (empty: params_file's)",
     "backend": "auto, onnxruntime, tinygrad or tensorrt (empty: params_file's)",
+    "precision": "auto, fp32 or fp16 for the GPU pipeline (empty: params_file's)",
     "labels": "class names file (empty: params_file's)",
     "qos_reliability": "image subscription: best_effort or reliable (empty: params_file's)",
 }
