@@ -148,3 +148,46 @@ def test_float32_path_equals_the_per_value_table(layout, norm):
     want = np.stack([tables[c][canvas[:, :, c]] for c in range(3)], -1)
     want = want[None] if layout == "NHWC" else want.transpose(2, 0, 1)[None]
     np.testing.assert_array_equal(tensor, want)
+
+
+REUSED_SPECS = SPECS + [
+    InputSpec(48, 48, layout="NHWC", scale=1.0, pad_value=0),               # plain cast, NHWC
+    InputSpec(48, 48, scale=1.0, pad_value=5),                              # plain cast, NCHW
+    InputSpec(48, 40, layout="NHWC", scale=1 / 255, mean=(0.485, 0.456, 0.406),
+              std=(0.229, 0.224, 0.225), pad_value=3, pad_placement="top_left"),
+]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("spec", REUSED_SPECS,
+                         ids=lambda s: f"{s.width}x{s.height}{s.layout}{s.color}{s.dtype}{s.scale}")
+def test_input_buffer_equals_a_fresh_tensor_frame_after_frame(encoding, spec):
+    """The reused tensor holds exactly preprocess()'s values, also when the image's place in
+    the input moves (landscape, portrait, back) and its padding bands must be rewritten."""
+    from trt_infer_ros.pipeline.preprocess import InputBuffer
+    buffer = InputBuffer(spec)
+    shapes = [(45, 70), (70, 45), (45, 70), (45, 70), (spec.height, spec.width), (70, 45)]
+    for seed, (h, w) in enumerate(shapes):
+        image = random_image(encoding, h, w, seed)
+        tensor, transform = buffer(image, encoding)
+        want, want_transform = preprocess(image, encoding, spec)
+        assert tensor is buffer.tensor and transform == want_transform
+        assert tensor.tobytes() == want.tobytes()
+
+
+def test_identity_normalisation_is_a_plain_cast_of_the_pixels():
+    image = random_image("rgb8", 48, 48)
+    tensor, _ = preprocess(image, "rgb8", InputSpec(48, 48, layout="NHWC", scale=1.0))
+    assert tensor.dtype == np.float32 and tensor.tobytes() == image[None].astype(np.float32).tobytes()
+
+
+def test_conversion_still_lands_in_the_tensor_when_cv2_returns_a_copy(monkeypatch):
+    """A cv2 that does not write into the tensor's view (it returns a new array instead)."""
+    import trt_infer_ros.pipeline.preprocess as preprocess_module
+    real_lut = cv2.LUT
+    monkeypatch.setattr(preprocess_module.cv2, "LUT", lambda src, table, dst=None: real_lut(src, table))
+    spec = InputSpec(64, 48)
+    image = random_image("bgr8")
+    tensor, _ = preprocess(image, "bgr8", spec)
+    np.testing.assert_allclose(tensor.astype(np.float64), reference(image, "bgr8", spec),
+                               atol=1e-5, rtol=1e-6)

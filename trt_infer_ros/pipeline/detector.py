@@ -14,7 +14,7 @@ from trt_infer_ros.models.model_file import check_model_file
 from trt_infer_ros.models.nms import nms, rotated_nms
 from trt_infer_ros.models.registry import MODEL_TYPES, create_adapter
 from trt_infer_ros.models.spec import Detections, ImageTransform
-from trt_infer_ros.pipeline.preprocess import preprocess
+from trt_infer_ros.pipeline.preprocess import InputBuffer, preprocess
 from trt_infer_ros.pipeline.settings import DetectionSettings
 from trt_infer_ros.pipeline.timing import FrameTimings, StageClock
 
@@ -37,6 +37,7 @@ class DetectionPipeline:
         self.nonfinite_dropped = 0
         self.selection = f"CPU-side pipeline: {getattr(adapter, 'selection', adapter.model_type)}"
         self._extra_inputs = extra_inputs_for(adapter, runner)
+        self._input = InputBuffer(adapter.input_spec)    # one frame in flight: one tensor
         spec, shape = adapter.input_spec, tuple(runner.input_shape)
         if len(shape) == 4 and all(d > 0 for d in shape) and shape != spec.shape:
             raise ValueError(f"the model input is {list(shape)} but the {adapter.model_type} "
@@ -44,7 +45,7 @@ class DetectionPipeline:
 
     def __call__(self, image: np.ndarray, encoding: str) -> Detections:
         clock = StageClock()
-        tensor, transform = prepare_input(self.adapter, self.runner, image, encoding)
+        tensor, transform = prepare_input(self.adapter, self.runner, image, encoding, self._input)
         clock.lap("preprocess")
         if self._extra_inputs:
             outputs = self.runner.run(tensor, self._extra_inputs)
@@ -60,10 +61,14 @@ class DetectionPipeline:
         self.runner.close()
 
 
-def prepare_input(adapter: ModelAdapter, runner: Runner, image: np.ndarray,
-                  encoding: str) -> tuple[np.ndarray, ImageTransform]:
-    """The runner's input tensor for one image, and the source -> input transform."""
-    tensor, transform = preprocess(image, encoding, adapter.input_spec)
+def prepare_input(adapter: ModelAdapter, runner: Runner, image: np.ndarray, encoding: str,
+                  buffer: Optional[InputBuffer] = None) -> tuple[np.ndarray, ImageTransform]:
+    """The runner's input tensor for one image, and the source -> input transform; written into
+    `buffer` when given (valid until its next use), else a new array."""
+    if buffer is not None:
+        tensor, transform = buffer(image, encoding)
+    else:
+        tensor, transform = preprocess(image, encoding, adapter.input_spec)
     if tensor.dtype != runner.input_dtype:
         # e.g. an engine built with fp16 I/O from an fp32 ONNX graph
         tensor = tensor.astype(runner.input_dtype)
