@@ -6,7 +6,7 @@ node measured the same way and the bare runtime, in one run.
       [--model path.onnx] [--capture]
 
 Rows (median and p10..p90 over --frames, one frame in flight, --gap-ms between frames):
-  bare runtime      runner.run() on a preprocessed tensor, in this process, paced like the
+  bare runtime      runner.run() on a preprocessed tensor, in a process of its own, paced like the
                     frames (and back to back, for reference)
   pipeline          preprocess + run + decode + NMS, in this process
   relay round trip  image published -> an empty Detection2DArray back from a node that only
@@ -14,6 +14,11 @@ Rows (median and p10..p90 over --frames, one frame in flight, --gap-ms between f
   detector_node     image published -> its detections back
   node stages       detector_node's own per-stage p50 from /diagnostics
 Then: detector_node - relay - the node's stages = what the node adds beyond its work.
+
+Bare runtime (in a process of its own), relay and detector_node are measured in rounds (one
+frame each per round, in that order, --gap-ms apart), so the three see the same load from the
+other tenants of a shared machine; "node - relay - bare, per round" is the median of the
+per-round differences.
 """
 from __future__ import annotations
 
@@ -31,6 +36,12 @@ import numpy as np
 from trt_infer_ros.bench.dds_environment import dds_environment, describe
 
 RELAY_READY = "relay ready"
+BARE_READY = "bare ready"
+RELAY_NAME = "relay"
+IMAGE_TOPIC = "/node_bench/image"
+RELAY_IMAGE_TOPIC = "/node_bench/relay_image"
+WARM_UP_ROUNDS = 5
+STOP_TIMEOUT_S = 10.0
 
 
 def relay(topic: str) -> None:
@@ -40,7 +51,7 @@ def relay(topic: str) -> None:
     from vision_msgs.msg import Detection2DArray
 
     rclpy.init()
-    node = rclpy.create_node("detector_node")     # same topic names as the real node
+    node = rclpy.create_node(RELAY_NAME)
     pub = node.create_publisher(Detection2DArray, "~/detections", 10)
     node.create_subscription(Image, topic, lambda m: pub.publish(Detection2DArray(header=m.header)),
                              _qos())
@@ -49,6 +60,47 @@ def relay(topic: str) -> None:
         rclpy.spin(node)
     except BaseException:                          # stopped by the benchmark
         pass
+
+
+def bare_runtime(backend: str, model: str, width: int, height: int) -> None:
+    """Time one runner.run() per line read from stdin and answer with its milliseconds: the bare
+    runtime in a process of its own, so that the benchmark process is in the same state before
+    each relay and detector_node round trip."""
+    image = sample_frame(width, height)
+    pipeline, tensor = open_pipeline(image, backend, model)
+    print(BARE_READY, flush=True)
+    for _ in sys.stdin:
+        start = time.perf_counter()
+        pipeline.runner.run(tensor)
+        print(f"{(time.perf_counter() - start) * 1e3:.4f}", flush=True)
+    pipeline.close()
+
+
+class BareRuntime:
+    """The bare_runtime() process: `()` runs the model once there and returns the seconds."""
+
+    def __init__(self, backend: str, model: str, width: int, height: int) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, __file__, "bare", backend, model or "-", str(width), str(height)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        for line in self._proc.stdout:
+            if BARE_READY in line:
+                break
+        else:
+            raise SystemExit("the bare runtime process ended before it was ready")
+
+    def __call__(self) -> float:
+        self._proc.stdin.write("run\n")
+        return float(self._proc.stdout.readline()) / 1e3
+
+    def close(self) -> None:
+        self._proc.stdin.close()
+        self._proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+def sample_frame(width: int, height: int):
+    from trt_infer_ros.resources import sample_images_dir
+    return cv2.resize(cv2.imread(str(sample_images_dir() / "astronaut.jpg")), (width, height))
 
 
 def _qos():
@@ -61,10 +113,8 @@ def ms(samples) -> str:
     return f"{np.median(a):7.2f} ms [{np.percentile(a, 10):.2f}..{np.percentile(a, 90):.2f}]"
 
 
-def time_in_process(image, frames: int, backend: str, model: str, gap_s: float):
-    """(bare paced, bare back to back, pipeline paced): runner.run() and pipeline() in this
-    process. Paced runs wait `gap_s` between calls, as the node waits between frames: after a
-    pause the runtime's threads sleep and its caches are cold, which back-to-back runs hide."""
+def open_pipeline(image, backend: str, model: str):
+    """The pipeline the node would build, warmed up, and the tensor its runner is timed on."""
     from trt_infer_ros.pipeline.gpu_pipeline import build_best_pipeline
     from trt_infer_ros.pipeline.preprocess import preprocess
     from trt_infer_ros.resources import default_model_path
@@ -73,21 +123,20 @@ def time_in_process(image, frames: int, backend: str, model: str, gap_s: float):
     tensor = preprocess(image, "bgr8", pipeline.adapter.input_spec)[0]
     for _ in range(5):
         pipeline.runner.run(tensor)
+    return pipeline, tensor
 
-    def timed(call, pause):
-        samples = []
-        for _ in range(frames):
-            start = time.perf_counter()
-            call()
-            samples.append(time.perf_counter() - start)
-            time.sleep(pause)
-        return samples
 
-    back_to_back = timed(lambda: pipeline.runner.run(tensor), 0.0)
-    bare = timed(lambda: pipeline.runner.run(tensor), gap_s)
-    whole = timed(lambda: pipeline(image, "bgr8"), gap_s)
-    pipeline.close()
-    return bare, back_to_back, whole
+def timed(call, frames: int, pause: float) -> list:
+    """Seconds per call of `call()`, `pause` seconds apart. Paced calls wait as the node waits
+    between frames: after a pause the runtime's threads sleep and its caches are cold, which
+    back-to-back calls hide."""
+    samples = []
+    for _ in range(frames):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+        time.sleep(pause)
+    return samples
 
 
 READY_TIMEOUT_S = 180.0
@@ -118,6 +167,17 @@ def start_process(cmd: list, ready):
     return proc
 
 
+def stop_process(proc) -> None:
+    """SIGTERM, and SIGKILL when it is still there after STOP_TIMEOUT_S (an rclpy process can
+    hang in its shutdown)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def listener(name: str):
     """(context, node, executor) of a node of this process in a context of its own."""
     import rclpy
@@ -131,47 +191,73 @@ def listener(name: str):
     return context, node, executor
 
 
-def time_node(cmd: list, image, frames: int, gap_s: float, ready: str, stages: bool):
-    """Round trips through the process `cmd` starts; and its /diagnostics stage p50s."""
+class RoundTrip:
+    """Publishes an image on `image_topic` and waits for the Detection2DArray on `answer_topic`."""
+
+    def __init__(self, node, image_topic: str, answer_topic: str) -> None:
+        from sensor_msgs.msg import Image
+        from vision_msgs.msg import Detection2DArray
+
+        self._answered = threading.Event()
+        node.create_subscription(Detection2DArray, answer_topic,
+                                 lambda m: self._answered.set(), 10)
+        self._pub = node.create_publisher(Image, image_topic, _qos())
+
+    def wait_for_subscriber(self) -> None:
+        while self._pub.get_subscription_count() == 0:
+            time.sleep(0.05)
+
+    def __call__(self, msg):
+        """Seconds from publishing `msg` to its answer; None when none came within 5 s."""
+        self._answered.clear()
+        start = time.perf_counter()
+        self._pub.publish(msg)
+        return time.perf_counter() - start if self._answered.wait(5.0) else None
+
+
+def time_rounds(image, frames: int, gap_s: float, bare_call, node_cmd: list):
+    """Per round, `gap_s` apart: the bare runtime, the relay's round trip, detector_node's round
+    trip. Returns the three sample lists (rounds with all three answered) and detector_node's
+    /diagnostics stage p50s."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from sensor_msgs.msg import Image
-    from vision_msgs.msg import Detection2DArray
 
     from trt_infer_ros.ros.image_conversion import array_to_image
 
-    proc = start_process(cmd, ready)
+    relay_proc = start_process([sys.executable, __file__, "relay"], RELAY_READY)
+    node_proc = start_process(node_cmd, "ready:")
     context, node, executor = listener("node_process_benchmark")
-    answered = threading.Event()
     status = {}
-    node.create_subscription(Detection2DArray, "/detector_node/detections",
-                             lambda m: answered.set(), 10)
     node.create_subscription(
         DiagnosticArray, "/diagnostics",
         lambda m: status.update({kv.key: kv.value for s in m.status
                                  if s.name.startswith("detector_node") for kv in s.values}), 10)
-    pub = node.create_publisher(Image, "/node_bench/image", _qos())
+    relay_trip = RoundTrip(node, RELAY_IMAGE_TOPIC, f"/{RELAY_NAME}/detections")
+    node_trip = RoundTrip(node, IMAGE_TOPIC, "/detector_node/detections")
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    while pub.get_subscription_count() == 0:
-        time.sleep(0.05)
+    relay_trip.wait_for_subscriber()
+    node_trip.wait_for_subscriber()
     msg = array_to_image(image, "bgr8")
-    samples = []
-    for i in range(frames + 5):                    # the first 5 warm the path up
-        answered.clear()
-        start = time.perf_counter()
-        pub.publish(msg)
-        if answered.wait(5.0) and i >= 5:
-            samples.append(time.perf_counter() - start)
+    rounds = []
+    for i in range(frames + WARM_UP_ROUNDS):       # the first rounds warm the paths up
+        bare = bare_call()
         time.sleep(gap_s)
-    if stages:
-        time.sleep(1.2)                            # one more /diagnostics period
-    proc.terminate()
-    proc.wait()
+        relayed = relay_trip(msg)
+        time.sleep(gap_s)
+        detected = node_trip(msg)
+        time.sleep(gap_s)
+        if i >= WARM_UP_ROUNDS and relayed is not None and detected is not None:
+            rounds.append((bare, relayed, detected))
+    time.sleep(1.2)                                # one more /diagnostics period
+    stop_process(node_proc)
+    stop_process(relay_proc)
     executor.shutdown(timeout_sec=1.0)
     spinner.join(timeout=2.0)
     rclpy.try_shutdown(context=context)
-    return samples, {k[:-9]: float(v) for k, v in status.items() if k.endswith(" p50 (ms)")}
+    bare, relayed, detected = (list(column) for column in zip(*rounds)) if rounds else ([],) * 3
+    return bare, relayed, detected, {k[:-9]: float(v) for k, v in status.items()
+                                     if k.endswith(" p50 (ms)")}
 
 
 def time_capture(cmd: list, image, frames: int, tmp: str) -> list:
@@ -197,8 +283,7 @@ def time_capture(cmd: list, image, frames: int, tmp: str) -> list:
     deadline = time.monotonic() + 120
     while len(latencies) < frames + 10 and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.1)
-    proc.terminate()
-    proc.wait()
+    stop_process(proc)
     executor.shutdown(timeout_sec=1.0)
     rclpy.try_shutdown(context=context)
     return latencies[10:]                      # the first frames warm the path up
@@ -220,23 +305,28 @@ def main() -> int:
     p.add_argument("--backend", default="onnxruntime",
                    help="detector_node's backend (auto: the GPU pipeline where there is one)")
     args = p.parse_args()
-    from trt_infer_ros.resources import sample_images_dir
-
     if args.transport:
         env = dds_environment(args.transport)
         os.environ.clear()
         os.environ.update(env)
     width, height = (int(v) for v in args.size.split("x"))
-    image = cv2.resize(cv2.imread(str(sample_images_dir() / "astronaut.jpg")), (width, height))
-    bare, back_to_back, whole = time_in_process(image, args.frames, args.backend, args.model,
-                                                args.gap_ms / 1e3)
-    relay_rt, _ = time_node([sys.executable, __file__, "relay"], image, args.frames,
-                            args.gap_ms / 1e3, RELAY_READY, stages=False)
-    node_cmd = (["detector_node", "--ros-args", "-r", "image:=/node_bench/image", "-p",
+    image = sample_frame(width, height)
+    gap_s = args.gap_ms / 1e3
+    pipeline, tensor = open_pipeline(image, args.backend, args.model)
+    back_to_back = timed(lambda: pipeline.runner.run(tensor), args.frames, 0.0)
+    whole = timed(lambda: pipeline(image, "bgr8"), args.frames, gap_s)
+    pipeline.close()
+    node_cmd = (["detector_node", "--ros-args", "-r", f"image:={IMAGE_TOPIC}", "-p",
                  f"backend:={args.backend}", "-p", "qos_reliability:=reliable"]
                 + (["-p", f"model_path:={args.model}"] if args.model else []))
-    node_rt, stages = time_node(node_cmd, image, args.frames, args.gap_ms / 1e3, "ready:",
-                                stages=True)
+    bare_runtime_process = BareRuntime(args.backend, args.model, width, height)
+    try:
+        bare, relay_rt, node_rt, stages = time_rounds(image, args.frames, gap_s,
+                                                      bare_runtime_process, node_cmd)
+    finally:
+        bare_runtime_process.close()
+    if not node_rt:
+        raise SystemExit("no round was answered by both the relay and detector_node")
     captured = []
     if args.capture:
         import tempfile
@@ -259,11 +349,16 @@ def main() -> int:
     print(f"detector_node - relay - node stages = {beyond_stages:.2f} ms")
     print(f"detector_node - relay - bare runtime = {added:.2f} ms (what the node adds to the "
           f"model); detector_node / bare = {node / statistics.median(bare):.2f}")
+    per_round = np.asarray(node_rt) - np.asarray(relay_rt) - np.asarray(bare)
+    print(f"node - relay - bare, per round = {ms(per_round).strip()}")
     return 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "relay":
-        relay("/node_bench/image")
+        relay(RELAY_IMAGE_TOPIC)
+    elif len(sys.argv) > 1 and sys.argv[1] == "bare":
+        bare_runtime(sys.argv[2], "" if sys.argv[3] == "-" else sys.argv[3], int(sys.argv[4]),
+                     int(sys.argv[5]))
     else:
         raise SystemExit(main())
