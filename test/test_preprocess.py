@@ -178,14 +178,16 @@ def test_input_buffer_equals_a_fresh_tensor_frame_after_frame(encoding, spec):
 def test_identity_normalisation_is_a_plain_cast_of_the_pixels():
     image = random_image("rgb8", 48, 48)
     tensor, _ = preprocess(image, "rgb8", InputSpec(48, 48, layout="NHWC", scale=1.0))
-    assert tensor.dtype == np.float32 and tensor.tobytes() == image[None].astype(np.float32).tobytes()
+    assert tensor.dtype == np.float32
+    assert tensor.tobytes() == image[None].astype(np.float32).tobytes()
 
 
 def test_conversion_still_lands_in_the_tensor_when_cv2_returns_a_copy(monkeypatch):
     """A cv2 that does not write into the tensor's view (it returns a new array instead)."""
     import trt_infer_ros.pipeline.preprocess as preprocess_module
     real_lut = cv2.LUT
-    monkeypatch.setattr(preprocess_module.cv2, "LUT", lambda src, table, dst=None: real_lut(src, table))
+    monkeypatch.setattr(preprocess_module.cv2, "LUT",
+                        lambda src, table, dst=None: real_lut(src, table))
     spec = InputSpec(64, 48)
     image = random_image("bgr8")
     tensor, _ = preprocess(image, "bgr8", spec)
