@@ -169,7 +169,7 @@ def fp16_check(pipe, path: str) -> str:
 
 
 def stage_medians(pipe, image, frames: int = 100) -> str:
-    """Median per stage of GpuDetectionPipeline's own clock: staging (image into pinned memory,
+    """Median per stage of GpuDetectionPipeline's own clock: staging (the image's upload queued,
     live settings), launch + wait, reading the result."""
     samples = []
     for _ in range(frames):
