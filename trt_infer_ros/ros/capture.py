@@ -126,7 +126,7 @@ class CaptureThread:
         thread per opening reads, stamps and delivers; this thread only watches it for stalls
         (a blocked read cannot be interrupted, so it is abandoned and the source reopened)."""
         period = file_frame_period(capture, self.source)
-        progress, over, ended = threading.Event(), threading.Event(), threading.Event()
+        over, ended = threading.Event(), threading.Event()
 
         def read_frames() -> None:
             due = time.monotonic()
@@ -141,10 +141,8 @@ class CaptureThread:
                     break
                 if not ok or frame is None:
                     ended.set()
-                    progress.set()
                     break
                 self.frames += 1
-                progress.set()
                 try:
                     self._deliver(frame, stamp)
                 except Exception as err:    # the consumer's problem must not end capture
@@ -154,12 +152,15 @@ class CaptureThread:
                                   daemon=True)
         reader.start()
         deadline = time.monotonic() + self._stall_s + period
+        seen = self.frames
         try:
+            # Polled, not woken per frame: a wake-up at each delivery would take the GIL from
+            # the reader and the inference worker just when a frame is handed over.
             while not self._stop.is_set():
-                if progress.wait(0.1):
-                    progress.clear()
-                    if ended.is_set():
-                        break
+                if ended.wait(0.1):
+                    break
+                if self.frames != seen:
+                    seen = self.frames
                     deadline = time.monotonic() + self._stall_s + period
                 elif time.monotonic() > deadline:
                     return f"no frame for {self._stall_s:g} s (stalled)"
