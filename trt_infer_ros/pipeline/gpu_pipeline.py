@@ -402,6 +402,9 @@ def build_gpu_pipeline(model_path: str, model_type: str = "auto", backend: str =
         return pipe
 
     if adapter is None or backend == "tensorrt" or unavailable_reason() is not None:
+        if precision != "auto" and (adapter is None or backend == "tensorrt"):
+            say(f"precision {precision} applies to ONNX models on onnxruntime CUDA; a TensorRT "
+                "engine keeps the precision it was built with")
         return make(backend)          # an engine, or no GPU: create_gpu_runner says why
     from trt_infer_ros.pipeline.gpu_runner_choice import (cache_key, choose_fastest,
                                                           gpu_candidates, installed_gpu_runners)
