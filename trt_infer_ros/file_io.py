@@ -1,13 +1,25 @@
-"""Writing a file so that a reader never sees half of it (engines, reports)."""
+"""Writing a file so that a reader never sees half of it (engines, reports, caches)."""
 from __future__ import annotations
 
 import os
+import threading
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path` in one step."""
+    """Write to a temporary file beside `path`, then rename it over `path` in one step. The
+    temporary name is this process's and thread's own, so writers racing for one path (two
+    nodes filling a cache at once) never write into each other's file; it is removed when the
+    write fails."""
+    path = str(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

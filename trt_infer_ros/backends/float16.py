@@ -8,22 +8,14 @@ source model's content, so later starts reuse it.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from trt_infer_ros.backends.runner import BackendUnavailable
+from trt_infer_ros.engine.model_facts import file_sha256
 from trt_infer_ros.file_io import write_atomic
 from trt_infer_ros.resources import user_cache_dir
 
 PRECISIONS = ("auto", "fp32", "fp16")
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def float16_model_path(model_path: str) -> str:

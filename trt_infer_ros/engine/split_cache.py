@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
+
+from trt_infer_ros.file_io import write_atomic
+from trt_infer_ros.resources import user_cache_dir
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,7 @@ class SplitFiles:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "trt_infer_ros" / "split"
+    return user_cache_dir() / "split"
 
 
 def _key(model_path: str, cut: Sequence[str]) -> str:
@@ -58,21 +58,7 @@ def split_files(model_path: str, cut_tensors: Optional[Sequence[str]] = None,
             pass                                    # rewrite a damaged record below
     result = split_model(model_path, cut or None)
     for model, path in ((result.backbone, backbone), (result.head, head)):
-        _atomic_write(path, model.SerializeToString())
-    _atomic_write(record, json.dumps({"model": str(model_path),
+        write_atomic(path, model.SerializeToString())
+    write_atomic(record, json.dumps({"model": str(model_path),
                                       "cut_tensors": list(result.cut_tensors)}).encode())
     return SplitFiles(str(backbone), str(head), tuple(result.cut_tensors), False)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

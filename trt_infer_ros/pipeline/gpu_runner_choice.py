@@ -9,7 +9,6 @@ TensorRT is not timed: it runs engine files, and it is first wherever it runs.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import statistics
@@ -19,6 +18,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from trt_infer_ros.engine.model_facts import file_sha256
 from trt_infer_ros.file_io import write_atomic
 from trt_infer_ros.resources import user_cache_dir
 
@@ -82,11 +82,7 @@ def _version(name: str) -> str:
 def cache_key(model_path: str, input_shape, gpu_name: str, candidates) -> str:
     """What the measured choice depends on: the model's bytes, the input shape, the GPU, the
     candidates and their versions."""
-    digest = hashlib.sha256()
-    with open(model_path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    parts = [digest.hexdigest(), "x".join(str(d) for d in input_shape or ()), gpu_name]
+    parts = [file_sha256(model_path), "x".join(str(d) for d in input_shape or ()), gpu_name]
     parts += [f"{c}={_version(c)}" for c in candidates]
     return "|".join(parts)
 
