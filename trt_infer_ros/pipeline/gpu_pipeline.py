@@ -314,14 +314,17 @@ class GpuDetectionPipeline:
 
 def create_gpu_runner(backend: str, model_path: str, device: Optional[str] = None,
                       input_shape: Optional[tuple[int, ...]] = None):
-    """A GPU runner: TensorRT for engine files (or when asked), else the named one, or for
-    "auto" the first GPU runner that starts (build_gpu_pipeline times them instead).
-    `input_shape` fixes the dynamic dims of an ONNX input."""
-    from trt_infer_ros.pipeline.gpu_runner_choice import (create_named_gpu_runner,
+    """A GPU runner: TensorRT for engine files (or when asked), else the named one (a backend,
+    or a runner of gpu_runner_choice such as its fp16 one), or for "auto" the first GPU runner
+    that starts (build_gpu_pipeline times them instead). `input_shape` fixes the dynamic dims of
+    an ONNX input."""
+    from trt_infer_ros.pipeline.gpu_runner_choice import (FP16_RUNNER, GPU_RUNNERS,
+                                                          create_named_gpu_runner,
                                                           installed_gpu_runners)
 
     backend = (backend or "auto").lower()
-    if backend not in GPU_BACKENDS:
+    named = GPU_RUNNERS + (FP16_RUNNER,)
+    if backend not in GPU_BACKENDS and backend not in named:
         raise BackendUnavailable(f"backend {backend!r} has no GPU pipeline (use one of "
                                  f"{', '.join(GPU_BACKENDS)})")
     reason = unavailable_reason()
@@ -337,7 +340,7 @@ def create_gpu_runner(backend: str, model_path: str, device: Optional[str] = Non
             if backend == "tensorrt" or is_engine:
                 raise
             errors.append(f"tensorrt: {exc}")
-    names = [backend] if backend in ("onnxruntime", "tinygrad") else installed_gpu_runners()
+    names = [backend] if backend in named else installed_gpu_runners()
     for name in names:
         try:
             return create_named_gpu_runner(name, model_path, input_shape, _ordinal(device))
@@ -377,16 +380,9 @@ def build_gpu_pipeline(model_path: str, model_type: str = "auto", backend: str =
         input_shape = adapter.input_spec.shape
 
     def make(runner_name: str) -> GpuDetectionPipeline:
-        from trt_infer_ros.pipeline.gpu_runner_choice import FP16_RUNNER, create_named_gpu_runner
+        from trt_infer_ros.pipeline.gpu_runner_choice import FP16_RUNNER
 
-        if runner_name in (FP16_RUNNER, "onnxruntime", "tinygrad"):
-            reason = unavailable_reason()
-            if reason:
-                raise BackendUnavailable(f"no GPU pipeline here: {reason}")
-            runner = create_named_gpu_runner(runner_name, model_path, input_shape,
-                                             _ordinal(device))
-        else:
-            runner = create_gpu_runner(runner_name, model_path, device, input_shape)
+        runner = create_gpu_runner(runner_name, model_path, device, input_shape)
         try:
             pipe_adapter = adapter
             if pipe_adapter is None:
