@@ -13,6 +13,7 @@ copy brings the pixels over. PNG (and anything else) is decoded on the host by O
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -43,7 +44,9 @@ def _quiet_stderr():
         os.close(saved)
 
 
+@functools.lru_cache(maxsize=None)
 def _nvimgcodec():
+    """The nvImageCodec module, imported once (its stderr silenced once), or None."""
     global _IMPORT_ERROR
     try:
         with _quiet_stderr():
@@ -72,7 +75,9 @@ class DecodedImage:
 
     @property
     def nbytes(self) -> int:
-        return self.step * (self.height - 1) + self.width * 3
+        from trt_infer_ros.cuda.preprocess_kernel import SourceLayout
+
+        return SourceLayout(self.width, self.height, self.step, self.encoding).nbytes
 
 
 class GpuJpegDecoder:

@@ -59,9 +59,9 @@ class DetectorNode(Node):
                                  image_qos(params["qos_reliability"], params["qos_depth"]),
                                  self._diagnostics)
         # JPEG frames stay encoded up to a pipeline that decodes them on the GPU.
-        self._jpeg_on_gpu = (params["image_transport"] == "compressed" and not params["source"]
-                             and getattr(self._pipeline, "jpeg_on_gpu", False))
-        if params["image_transport"] == "compressed" and not params["source"]:
+        compressed = params["image_transport"] == "compressed" and not params["source"]
+        self._jpeg_on_gpu = compressed and getattr(self._pipeline, "jpeg_on_gpu", False)
+        if compressed:
             self.get_logger().info(getattr(self._pipeline, "jpeg_text", "")
                                    or "JPEG and PNG decoded on the CPU (OpenCV)")
 

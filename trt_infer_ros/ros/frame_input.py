@@ -18,6 +18,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from trt_infer_ros.cuda.jpeg_decoder import is_jpeg
 from trt_infer_ros.ros.capture import CaptureThread, camera_info_from_file, describe, stamp_of
 from trt_infer_ros.ros.image_conversion import (ImageConversionError, array_to_image,
                                                 image_to_array)
@@ -41,7 +42,7 @@ def frame_from(msg, keep_jpeg: bool = False) -> Frame:
     if isinstance(msg, Frame):
         return msg
     if hasattr(msg, "format"):                  # sensor_msgs/CompressedImage
-        if keep_jpeg and bytes(msg.data[:3]) == b"\xff\xd8\xff":
+        if keep_jpeg and is_jpeg(msg.data):
             return Frame(None, "bgr8", msg.header, (msg.format, msg.data))
         image, encoding = decode_compressed(msg.format, msg.data)
         return Frame(image, encoding, msg.header)
