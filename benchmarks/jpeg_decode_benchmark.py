@@ -14,7 +14,6 @@ Each figure is the median of --repeats round medians, [min..max] beside it.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
@@ -24,16 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-
-def rounds(fn, frames: int, repeats: int):
-    from gpu_benchmark import host_ms       # benchmarks/ is on sys.path (above)
-
-    values = [host_ms(fn, reps=frames) for _ in range(repeats)]
-    return statistics.median(values), min(values), max(values)
-
-
-def fmt(r) -> str:
-    return f"{r[0]:7.3f} ms [{r[1]:.3f}..{r[2]:.3f}]"
+from gpu_runner_benchmark import fmt, rounds  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main() -> None:
