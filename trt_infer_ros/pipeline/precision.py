@@ -72,13 +72,12 @@ def compare_detections(reference: Detections, candidate: Detections, threshold: 
     """Match one image's detections and add the outcome to `check`."""
     check.images += 1
     check.reference_boxes += len(reference)
-    overlap = iou(reference.boxes, candidate.boxes) if len(reference) and len(candidate) else \
-        np.zeros((len(reference), len(candidate)), np.float32)
+    overlap = iou(reference.boxes, candidate.boxes)
     overlap[reference.class_ids[:, None] != candidate.class_ids[None, :]] = 0.0
     used_ref, used_cand = set(), set()
     # Greedy by overlap, best pairs first.
     for flat in np.argsort(-overlap, axis=None, kind="stable"):
-        r, c = divmod(int(flat), max(1, overlap.shape[1]))
+        r, c = (int(i) for i in np.unravel_index(flat, overlap.shape))
         if overlap[r, c] < tol.min_iou:
             break
         if r in used_ref or c in used_cand:
@@ -107,16 +106,10 @@ def compare_detections(reference: Detections, candidate: Detections, threshold: 
 
 def check_images() -> list[tuple[str, np.ndarray]]:
     """(name, bgr8 pixels) of the bundled photos."""
-    import cv2
-
+    from trt_infer_ros.optimize.frames import read_directory
     from trt_infer_ros.resources import sample_images_dir
 
-    images = []
-    for path in sorted(sample_images_dir().glob("*.jpg")):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is not None:
-            images.append((path.name, image))
-    return images
+    return [(s.name, s.image) for s in read_directory(str(sample_images_dir()))]
 
 
 def check_precision(candidate, reference, images: Sequence[tuple[str, np.ndarray]]
