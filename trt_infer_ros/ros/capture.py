@@ -87,12 +87,13 @@ class CaptureThread:
                                      f"retrying in {backoff:g} s")
             else:
                 self.state = "capturing"
+                frames_before = self.frames
                 why = self._read_until_trouble(capture)
                 capture.release()
                 if self._stop.is_set():
                     return
                 self.state = why
-                if self.frames:
+                if self.frames > frames_before:
                     backoff = 1.0           # it worked for a while: start the backoff over
                 self._report("warn", f"capture source {self.source!r}: {why}; reopening in "
                                      f"{backoff:g} s")
