@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from trt_infer_ros.bench.dds_environment import dds_environment, describe
+from trt_infer_ros.bench.processes import STOP_TIMEOUT_S, stop_process
 
 RELAY_READY = "relay ready"
 BARE_READY = "bare ready"
@@ -41,7 +42,6 @@ RELAY_NAME = "relay"
 IMAGE_TOPIC = "/node_bench/image"
 RELAY_IMAGE_TOPIC = "/node_bench/relay_image"
 WARM_UP_ROUNDS = 5
-STOP_TIMEOUT_S = 10.0
 
 
 def relay(topic: str) -> None:
@@ -165,17 +165,6 @@ def start_process(cmd: list, ready):
         raise SystemExit(f"{cmd[0]} did not say {ready!r} (exited, or not within "
                          f"{READY_TIMEOUT_S:g} s); its last lines:\n" + "\n".join(tail))
     return proc
-
-
-def stop_process(proc) -> None:
-    """SIGTERM, and SIGKILL when it is still there after STOP_TIMEOUT_S (an rclpy process can
-    hang in its shutdown)."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def listener(name: str):

@@ -29,10 +29,12 @@ import time
 from pathlib import Path
 
 from trt_infer_ros.bench.dds_environment import dds_environment
+from trt_infer_ros.bench.processes import stop_process
 
 ECHO = "echo"
 SENDER = "sender"
 READY = "transport-bench-ready"
+DONE = "transport-bench-done"
 
 
 def _qos(reliability: str, depth: int):
@@ -131,6 +133,7 @@ def run_sender(sizes: list, encodings: list, reliabilities: list, frames: int,
                     pub = pubs["raw"]
                 print(json.dumps(_measure(pub, msg, acks, arrived, frames, burst_s, gap_s, row)),
                       flush=True)
+    print(DONE, flush=True)                  # the parent need not wait for the shutdown below
     executor.shutdown(timeout_sec=2.0)       # the spinning thread ends before rclpy does
     spinner.join(timeout=2.0)
     node.destroy_node()
@@ -233,7 +236,7 @@ def run(args) -> int:
     reliabilities = args.reliability.split(",")
     rows = []
     for transport in args.transports.split(","):
-        echo = _child(ECHO, transport, reliabilities)
+        echo, sender = _child(ECHO, transport, reliabilities), None
         try:
             if echo.stdout.readline().strip() != READY:
                 print(f"transport {transport}: echo process did not start: "
@@ -242,18 +245,23 @@ def run(args) -> int:
             sender = _child(SENDER, transport, [args.sizes, args.encodings, args.reliability,
                                                 str(args.frames), str(args.burst_s),
                                                 str(args.gap_ms / 1e3)])
+            finished = False
             for line in sender.stdout:             # each combination as soon as it is measured
+                if line.strip() == DONE:
+                    finished = True
+                    break
                 row = json.loads(line)
                 row["transport"] = transport
                 rows.append(row)
                 print(_row_text(row), flush=True)
-            if sender.wait(timeout=args.timeout_s) != 0:
+            if not finished:
+                sender.wait(timeout=args.timeout_s)
                 print(f"transport {transport}: sender failed: {sender.stderr.read()[-500:]}",
                       file=sys.stderr)
                 return 1
         finally:
-            echo.terminate()
-            echo.wait(timeout=10)
+            for child in filter(None, (sender, echo)):
+                stop_process(child)
     out_dir = Path(args.output or "bench_output/transport")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "transport.json").write_text(json.dumps(rows, indent=1))
