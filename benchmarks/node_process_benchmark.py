@@ -19,6 +19,9 @@ Bare runtime (in a process of its own), relay and detector_node are measured in 
 frame each per round, in that order, --gap-ms apart), so the three see the same load from the
 other tenants of a shared machine; "node - relay - bare, per round" is the median of the
 per-round differences.
+
+--capture adds detector_node with a 30 fps video file as its `source`: capture stamp ->
+detections received here, against the pipeline row and against that node's own stage p50s.
 """
 from __future__ import annotations
 
@@ -209,18 +212,13 @@ def time_rounds(image, frames: int, gap_s: float, bare_call, node_cmd: list):
     trip. Returns the three sample lists (rounds with all three answered) and detector_node's
     /diagnostics stage p50s."""
     import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
 
     from trt_infer_ros.ros.image_conversion import array_to_image
 
     relay_proc = start_process([sys.executable, __file__, "relay"], RELAY_READY)
     node_proc = start_process(node_cmd, "ready:")
     context, node, executor = listener("node_process_benchmark")
-    status = {}
-    node.create_subscription(
-        DiagnosticArray, "/diagnostics",
-        lambda m: status.update({kv.key: kv.value for s in m.status
-                                 if s.name.startswith("detector_node") for kv in s.values}), 10)
+    status = node_status(node)
     relay_trip = RoundTrip(node, RELAY_IMAGE_TOPIC, f"/{RELAY_NAME}/detections")
     node_trip = RoundTrip(node, IMAGE_TOPIC, "/detector_node/detections")
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -245,13 +243,30 @@ def time_rounds(image, frames: int, gap_s: float, bare_call, node_cmd: list):
     spinner.join(timeout=2.0)
     rclpy.try_shutdown(context=context)
     bare, relayed, detected = (list(column) for column in zip(*rounds)) if rounds else ([],) * 3
-    return bare, relayed, detected, {k[:-9]: float(v) for k, v in status.items()
-                                     if k.endswith(" p50 (ms)")}
+    return bare, relayed, detected, stage_p50s(status)
 
 
-def time_capture(cmd: list, image, frames: int, tmp: str) -> list:
+def node_status(node) -> dict:
+    """detector_node's latest /diagnostics values, kept up to date in the returned dict."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    status: dict = {}
+    node.create_subscription(
+        DiagnosticArray, "/diagnostics",
+        lambda m: status.update({kv.key: kv.value for s in m.status
+                                 if s.name.startswith("detector_node") for kv in s.values}), 10)
+    return status
+
+
+def stage_p50s(status: dict) -> dict:
+    """{stage: p50 ms} from detector_node's diagnostics values."""
+    return {k[:-9]: float(v) for k, v in status.items() if k.endswith(" p50 (ms)")}
+
+
+def time_capture(cmd: list, image, frames: int, tmp: str):
     """Capture in the node's process: a 30 fps video of `image` as detector_node's `source`;
-    latency = detections received - the capture stamp they carry (same host clock)."""
+    latency = detections received - the capture stamp they carry (same host clock). Returns the
+    latencies and the node's /diagnostics stage p50s."""
     import rclpy
     from vision_msgs.msg import Detection2DArray
 
@@ -263,6 +278,7 @@ def time_capture(cmd: list, image, frames: int, tmp: str) -> list:
     writer.release()
     proc = start_process(cmd + ["-p", f"source:={path}"], ready=None)
     context, node, executor = listener("capture_benchmark")
+    status = node_status(node)
     latencies = []
 
     def received(msg) -> None:
@@ -272,10 +288,13 @@ def time_capture(cmd: list, image, frames: int, tmp: str) -> list:
     deadline = time.monotonic() + 120
     while len(latencies) < frames + 10 and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.1)
+    end = time.monotonic() + 1.2                # one more /diagnostics period
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.1)
     stop_process(proc)
     executor.shutdown(timeout_sec=1.0)
     rclpy.try_shutdown(context=context)
-    return latencies[10:]                      # the first frames warm the path up
+    return latencies[10:], stage_p50s(status)  # the first frames warm the path up
 
 
 def main() -> int:
@@ -316,11 +335,11 @@ def main() -> int:
         bare_runtime_process.close()
     if not node_rt:
         raise SystemExit("no round was answered by both the relay and detector_node")
-    captured = []
+    captured, capture_stages = [], {}
     if args.capture:
         import tempfile
         with tempfile.TemporaryDirectory() as tmp:
-            captured = time_capture(node_cmd, image, args.frames, tmp)
+            captured, capture_stages = time_capture(node_cmd, image, args.frames, tmp)
     print(f"{args.size} bgr8, {args.frames} frames, {args.gap_ms:g} ms between frames, "
           f"backend {args.backend}, {describe()}")
     print(f"bare runtime        {ms(bare)}  (back to back: {ms(back_to_back).strip()})")
@@ -330,6 +349,13 @@ def main() -> int:
     if args.capture:
         print(f"capture in process  {ms(captured) if captured else 'no detections'}  (capture "
               f"stamp -> detections received, 30 fps video file)")
+        if captured:
+            p50 = statistics.median(captured)
+            print(f"capture - pipeline = {1000 * (p50 - statistics.median(whole)):.2f} ms; "
+                  f"capture - its node's stages p50 (sum "
+                  f"{sum(capture_stages.values()):.2f} ms) = "
+                  f"{1000 * p50 - sum(capture_stages.values()):.2f} ms (hand-off, message, the "
+                  f"detections' trip here)")
     print("node stages p50     " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
           + f" (sum {sum(stages.values()):.2f} ms)")
     node, relay_ms = statistics.median(node_rt), statistics.median(relay_rt)
