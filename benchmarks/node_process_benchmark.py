@@ -36,7 +36,7 @@ import time
 import cv2
 import numpy as np
 
-from trt_infer_ros.bench.dds_environment import dds_environment, describe
+from trt_infer_ros.bench.dds_environment import TRANSPORTS, dds_environment, describe
 from trt_infer_ros.bench.processes import STOP_TIMEOUT_S, stop_process
 
 RELAY_READY = "relay ready"
@@ -303,7 +303,7 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=40)
     p.add_argument("--size", default="640x480")
     p.add_argument("--gap-ms", type=float, default=20.0, help="pause between frames")
-    p.add_argument("--transport", default=None,
+    p.add_argument("--transport", default=None, choices=TRANSPORTS,
                    help="DDS transport of every process here: a FASTDDS_BUILTIN_TRANSPORTS mode, "
                         "or CAMERA_FRAMES (config/fastdds_camera_frames.xml); default: as set")
     p.add_argument("--model", default="", help="ONNX model (default: the bundled CenterNet)")

@@ -44,12 +44,14 @@ def test_compressed_frames_are_timed_through_their_decoding(tmp_path):
     """jpeg/png rows: a CompressedImage of a real photo, decoded as detector_node decodes it
     before the answer; the payload is far smaller than the raw frame."""
     args = transport.parser().parse_args(
-        ["--sizes", "640x480", "--encodings", "bgr8,jpeg,png", "--transports", "LARGE_DATA",
+        ["--sizes", "640x480", "--encodings", "bgr8,rgb8,jpeg,png", "--transports", "LARGE_DATA",
          "--reliability", "reliable", "--frames", "4", "--gap-ms", "5", "--burst-s", "0.2",
          "--output", str(tmp_path)])
     assert transport.run(args) == 0
     rows = {r["encoding"]: r for r in json.loads((tmp_path / "transport.json").read_text())}
-    assert set(rows) == {"bgr8", "jpeg", "png"}
+    assert set(rows) == {"bgr8", "rgb8", "jpeg", "png"}
+    assert rows["rgb8"]["single_lost"] == 0
+    assert rows["rgb8"]["payload_bytes"] == rows["bgr8"]["payload_bytes"] == 640 * 480 * 3
     for codec in ("jpeg", "png"):
         assert rows[codec]["single_lost"] == 0 and rows[codec]["one_way_p50_ms"] > 0
         assert 1000 < rows[codec]["payload_bytes"] < 640 * 480 * 3

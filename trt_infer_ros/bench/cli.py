@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from trt_infer_ros.bench import arguments
 from trt_infer_ros.measure import plots
 from trt_infer_ros.measure.ops_count import (OpsCountError, achieved_tops, count_macs,
                                              tops_per_watt)
@@ -33,16 +34,20 @@ from trt_infer_ros.measure.stats import summarize
 from trt_infer_ros.resources import default_model_path
 
 EXIT_UNAVAILABLE = 3       # the graph's nodes are not installed here
+POSITIVE = arguments.number(float, 0, low_inclusive=False)
+COUNT = arguments.number(int, 1)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=str(default_model_path()),
+    p.add_argument("--model", type=arguments.model_file, default=str(default_model_path()),
                    help="ONNX model or engine (default: the bundled CenterNet)")
-    p.add_argument("--images", default=None, help="directory of frames (default: bundled photos)")
-    p.add_argument("--size", default="1280x720",
+    p.add_argument("--images", type=arguments.directory, default=None,
+                   help="directory of frames (default: bundled photos)")
+    p.add_argument("--size", type=arguments.size, default="1280x720",
                    help="camera resolution every frame is resized to, or 'native'")
     p.add_argument("--power", default="auto", choices=("auto", "tegrastats", "nvml", "none"))
-    p.add_argument("--power-interval", type=float, default=0.1, help="seconds between readings")
+    p.add_argument("--power-interval", type=arguments.number(float, 0.01), default=0.1,
+                   help="seconds between readings")
     p.add_argument("--output", default=None, help="result directory (default: bench_output/...)")
 
 
@@ -51,29 +56,33 @@ def graph_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--graph", default="detector", choices=("detector", "split"))
     _common(p)
-    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+    p.add_argument("--param", "-p", type=arguments.assignment, action="append", default=[],
+                   metavar="NAME=VALUE",
                    help="node parameter for every node (repeatable), e.g. backend=onnxruntime")
-    p.add_argument("--rate", type=float, default=10.0,
+    p.add_argument("--rate", type=POSITIVE, default=10.0,
                    help="camera rate of the fixed-rate run (Hz)")
-    p.add_argument("--frames", type=int, default=100, help="measured frames per run")
-    p.add_argument("--warmup-frames", type=int, default=5, help="frames sent before each run")
-    p.add_argument("--drop-limit", type=float, default=0.05,
+    p.add_argument("--frames", type=COUNT, default=100, help="measured frames per run")
+    p.add_argument("--warmup-frames", type=arguments.number(int, 0), default=5,
+                   help="frames sent before each run")
+    p.add_argument("--drop-limit", type=arguments.number(float, 0, 1), default=0.05,
                    help="largest fraction of frames without detections a sustainable rate may have")
     p.add_argument("--no-search", action="store_true", help="skip the peak-rate search")
-    p.add_argument("--search-start", type=float, default=None, help="first rate (default --rate)")
-    p.add_argument("--search-max", type=float, default=480.0)
-    p.add_argument("--search-trials", type=int, default=8)
-    p.add_argument("--search-tolerance", type=float, default=0.1)
-    p.add_argument("--search-frames", type=int, default=None,
+    p.add_argument("--search-start", type=POSITIVE, default=None,
+                   help="first rate (default --rate)")
+    p.add_argument("--search-max", type=POSITIVE, default=480.0)
+    p.add_argument("--search-trials", type=COUNT, default=8)
+    p.add_argument("--search-tolerance", type=arguments.number(float, 0, 1, low_inclusive=False),
+                   default=0.1)
+    p.add_argument("--search-frames", type=COUNT, default=None,
                    help="measured frames per search trial (default --frames)")
     p.add_argument("--qos", default="reliable", choices=("best_effort", "reliable"),
                    help="reliability of the image publisher and, unless --param sets it, of the "
                         "node's subscription (best_effort: frames DDS cannot deliver whole are "
                         "lost and count as drops)")
-    p.add_argument("--start-timeout", type=float, default=180.0)
+    p.add_argument("--start-timeout", type=POSITIVE, default=180.0)
     p.add_argument("--graph-vs-eager", default="auto", choices=("auto", "on", "off"),
                    help="measure graph vs eager on the GPU pipeline (auto: where CUDA is)")
-    p.add_argument("--graph-vs-eager-frames", type=int, default=200)
+    p.add_argument("--graph-vs-eager-frames", type=COUNT, default=200)
     return p
 
 
@@ -81,10 +90,10 @@ def compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trt_infer_ros_bench compare",
                                 description="Precision/accelerator comparison for one model.")
     _common(p)
-    p.add_argument("--frames", type=int, default=50, help="timed frames per variant")
+    p.add_argument("--frames", type=COUNT, default=50, help="timed frames per variant")
     p.add_argument("--variant", action="append", default=[], metavar="LABEL=BACKEND:PATH[:DEVICE]",
                    help="an extra runner, e.g. 'GPU FP16=tensorrt:m_fp16.engine' (repeatable)")
-    p.add_argument("--min-seconds", type=float, default=5.0,
+    p.add_argument("--min-seconds", type=arguments.number(float, 0), default=5.0,
                    help="time each variant at least this long (power readings settle)")
     p.add_argument("--no-int8", action="store_true", help="skip the INT8 (QDQ) variant")
     p.add_argument("--only-given", action="store_true",
@@ -117,6 +126,15 @@ def _model_ops(model: str) -> dict:
         return {"macs": None, "reason": str(err)}
 
 
+def _frames(args) -> list:
+    """The frames to play; a directory with no readable image ends the command in one line."""
+    from trt_infer_ros.bench.frames import load_frames, parse_size
+    try:
+        return load_frames(args.images, parse_size(args.size))
+    except ValueError as err:
+        raise SystemExit(f"trt_infer_ros_bench: {err}") from None
+
+
 def _relative(samples: list, origin: float) -> list:
     return [dict(s, t=s["t"] - origin) for s in samples]
 
@@ -124,7 +142,6 @@ def _relative(samples: list, origin: float) -> list:
 # -- graph benchmark -----------------------------------------------------------------------------
 def run_graph(args) -> int:
     from trt_infer_ros.bench import graph_eager
-    from trt_infer_ros.bench.frames import load_frames, parse_size
     from trt_infer_ros.bench.host_cpu import HostCpuSampler
     from trt_infer_ros.bench.nodes import GRAPHS, GraphUnavailable, RunningGraph, cpu_percent
     from trt_infer_ros.bench.search import find_peak_rate
@@ -132,7 +149,7 @@ def run_graph(args) -> int:
 
     spec = GRAPHS[args.graph]
     out = _output_dir(args, args.graph)
-    frames = load_frames(args.images, parse_size(args.size))
+    frames = _frames(args)
     params = [p.replace("=", ":=", 1) for p in args.param]
     if not any(p.startswith("qos_reliability:=") for p in params):
         params.append(f"qos_reliability:={args.qos}")
@@ -311,11 +328,10 @@ def _graph_outputs(result: dict, out: Path, args) -> None:
 # -- comparison ----------------------------------------------------------------------------------
 def run_compare(args) -> int:
     from trt_infer_ros.bench.compare import Variant, agreement_f1, default_variants, run_variant
-    from trt_infer_ros.bench.frames import load_frames, parse_size
     from trt_infer_ros.bench.host_cpu import HostCpuSampler
 
     out = _output_dir(args, "compare")
-    frames = load_frames(args.images, parse_size(args.size))
+    frames = _frames(args)
     given = [Variant.parse(v) for v in args.variant]
     if args.only_given:
         if not given:

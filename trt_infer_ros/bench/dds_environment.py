@@ -11,10 +11,17 @@ import os
 from trt_infer_ros.resources import fastdds_camera_profile
 
 PROFILES = {"CAMERA_FRAMES": fastdds_camera_profile}
+# Fast DDS's BuiltinTransports modes that carry data (NONE carries nothing).
+BUILTIN_TRANSPORTS = ("DEFAULT", "DEFAULTv6", "SHM", "UDPv4", "UDPv6", "LARGE_DATA",
+                      "LARGE_DATAv6", "P2P")
+TRANSPORTS = BUILTIN_TRANSPORTS + tuple(PROFILES)
 
 
 def dds_environment(transport: str, base=None) -> dict:
-    """A copy of `base` (os.environ) set up for `transport`; the two settings never mix."""
+    """A copy of `base` (os.environ) set up for `transport`; the two settings never mix. An
+    unknown name is refused: Fast DDS would fall back to its default with only a log line."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"unknown DDS transport {transport!r}; one of {', '.join(TRANSPORTS)}")
     env = dict(os.environ if base is None else base)
     env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
     env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)

@@ -1,7 +1,7 @@
 """trt_infer_ros_bench transport: sensor_msgs/Image between two Python processes.
 
   trt_infer_ros_bench transport [--sizes 640x480,1280x720,1920x1080,3840x2160]
-      [--encodings bgr8,mono8,jpeg,png] [--transports DEFAULT,LARGE_DATA,SHM,CAMERA_FRAMES]
+      [--encodings bgr8,rgb8,mono8,jpeg,png] [--transports DEFAULT,LARGE_DATA,SHM,CAMERA_FRAMES]
       [--reliability reliable,best_effort] [--frames 30] [--gap-ms 33] [--burst-s 1.0]
       [--output DIR]
 
@@ -28,7 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-from trt_infer_ros.bench.dds_environment import dds_environment
+from trt_infer_ros.bench import arguments
+from trt_infer_ros.bench.dds_environment import TRANSPORTS, dds_environment
 from trt_infer_ros.bench.processes import stop_process
 
 ECHO = "echo"
@@ -125,11 +126,12 @@ def run_sender(sizes: list, encodings: list, reliabilities: list, frames: int,
                     row["payload_bytes"] = len(msg.data)
                     pub = pubs["compressed"]
                 else:
-                    channels = 3 if encoding == "bgr8" else 1
+                    channels = RAW_CHANNELS[encoding]
                     msg = Image(width=width, height=height, encoding=encoding,
                                 step=width * channels)
                     msg.data = np.random.default_rng(0).integers(
                         0, 255, width * height * channels, np.uint8).tobytes()
+                    row["payload_bytes"] = len(msg.data)
                     pub = pubs["raw"]
                 print(json.dumps(_measure(pub, msg, acks, arrived, frames, burst_s, gap_s, row)),
                       flush=True)
@@ -141,6 +143,9 @@ def run_sender(sizes: list, encodings: list, reliabilities: list, frames: int,
 
 
 COMPRESSED = ("jpeg", "png")
+RAW_CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1}
+ENCODINGS = tuple(RAW_CHANNELS) + COMPRESSED
+RELIABILITIES = ("reliable", "best_effort")
 
 
 def _compressed_photo(width: int, height: int, codec: str):
@@ -280,15 +285,22 @@ def _row_text(r: dict) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trt_infer_ros_bench transport", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="640x480,1280x720,1920x1080,3840x2160")
-    p.add_argument("--encodings", default="bgr8,mono8", help="bgr8, mono8, jpeg, png")
-    p.add_argument("--transports", default="DEFAULT,LARGE_DATA,SHM,CAMERA_FRAMES")
-    p.add_argument("--reliability", default="reliable,best_effort")
-    p.add_argument("--frames", type=int, default=30, help="single frames per combination")
-    p.add_argument("--gap-ms", type=float, default=33.0,
+    p.add_argument("--sizes", type=arguments.sizes,
+                   default="640x480,1280x720,1920x1080,3840x2160")
+    p.add_argument("--encodings", type=arguments.names(ENCODINGS, "unknown encoding"),
+                   default="bgr8,mono8", help=", ".join(ENCODINGS))
+    p.add_argument("--transports", type=arguments.names(TRANSPORTS, "unknown transport"),
+                   default="DEFAULT,LARGE_DATA,SHM,CAMERA_FRAMES", help=", ".join(TRANSPORTS))
+    p.add_argument("--reliability", type=arguments.names(RELIABILITIES, "unknown reliability"),
+                   default="reliable,best_effort")
+    p.add_argument("--frames", type=arguments.number(int, 1), default=30,
+                   help="single frames per combination")
+    p.add_argument("--gap-ms", type=arguments.number(float, 0), default=33.0,
                    help="pause between single frames (33: a 30 Hz camera)")
-    p.add_argument("--burst-s", type=float, default=1.0, help="back-to-back publishing time")
-    p.add_argument("--timeout-s", type=float, default=900.0)
+    p.add_argument("--burst-s", type=arguments.number(float, 0, low_inclusive=False),
+                   default=1.0, help="back-to-back publishing time")
+    p.add_argument("--timeout-s", type=arguments.number(float, 0, low_inclusive=False),
+                   default=900.0)
     p.add_argument("--output", default=None)
     return p
 
