@@ -76,3 +76,24 @@ def test_an_unknown_transport_name_gets_no_environment():
     from trt_infer_ros.bench.dds_environment import dds_environment
     with pytest.raises(ValueError, match="unknown DDS transport 'FOO'"):
         dds_environment("FOO")
+
+
+@pytest.mark.parametrize("content, says", [
+    ("{", "is not readable JSON"),
+    ("[]", "holds no timeline"),
+    ('{"timeline": {"samples": 3}}', "holds no timeline"),
+])
+def test_the_plot_command_refuses_a_json_that_is_no_benchmark_result(capsys, tmp_path, content,
+                                                                     says):
+    from trt_infer_ros.bench import plot_cli
+    path = tmp_path / "result.json"
+    path.write_text(content)
+    assert plot_cli.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err and not (tmp_path / "result_timeline.png").exists()
+
+
+def test_the_plot_command_says_what_a_directory_is(capsys, tmp_path):
+    from trt_infer_ros.bench import plot_cli
+    assert plot_cli.main([str(tmp_path)]) == 2
+    assert "is a directory, not a result.json or a tegrastats log" in capsys.readouterr().err

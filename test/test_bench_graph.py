@@ -84,7 +84,7 @@ def test_plot_command_on_the_result_and_on_a_tegrastats_log(bench_result, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip()).read_bytes().startswith(PNG)
     proc = _run(["trt_infer_ros.bench.plot_cli", str(tmp_path / "missing.log")])
-    assert proc.returncode == 2 and "no such file" in proc.stderr
+    assert proc.returncode == 2 and "not found" in proc.stderr
 
 
 def test_split_pair_runs_by_name_or_is_skipped_with_the_reason(tmp_path):

@@ -10,7 +10,10 @@ import argparse
 import datetime
 import sys
 from pathlib import Path
+from typing import Optional
 
+from trt_infer_ros.bench import arguments
+from trt_infer_ros.engine.options import file_problem
 from trt_infer_ros.measure import plots, tegrastats
 from trt_infer_ros.measure.report import read_json
 
@@ -35,28 +38,46 @@ def _tegrastats_samples(path: Path, interval_s: float) -> tuple[list, str]:
     return samples, note
 
 
+def _timeline(path: Path) -> tuple[Optional[dict], str]:
+    """(the result's dict with a timeline, '') or (None, why not)."""
+    try:
+        result = read_json(path)
+    except (OSError, ValueError) as err:
+        return None, f"{path} is not readable JSON: {err}"
+    timeline = result.get("timeline") if isinstance(result, dict) else None
+    if not isinstance(timeline, dict) or not isinstance(timeline.get("samples"), list):
+        return None, f"{path} holds no timeline (a result.json of trt_infer_ros_bench has one)"
+    return result, ""
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="trt_infer_ros_plot", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("log", type=Path, help="result.json of trt_infer_ros_bench, or a tegrastats log")
-    p.add_argument("--interval", type=float, default=1.0,
-                   help="seconds between tegrastats lines without date stamps")
+    p.add_argument("--interval", type=arguments.number(float, 0, low_inclusive=False),
+                   default=1.0, help="seconds between tegrastats lines without date stamps")
     p.add_argument("--output", type=Path, default=None)
     args = p.parse_args(argv)
-    if not args.log.is_file():
-        print(f"trt_infer_ros_plot: no such file {args.log}", file=sys.stderr)
+    problem = file_problem(str(args.log), "a result.json or a tegrastats log")
+    if problem:
+        print(f"trt_infer_ros_plot: {problem}", file=sys.stderr)
         return 2
     output = args.output or args.log.with_name(args.log.stem + "_timeline.png")
     if args.log.suffix == ".json":
-        result = read_json(args.log)
-        tl = result.get("timeline")
-        if tl is None:
-            print(f"trt_infer_ros_plot: {args.log} holds no timeline", file=sys.stderr)
+        result, problem = _timeline(args.log)
+        if result is None:
+            print(f"trt_infer_ros_plot: {problem}", file=sys.stderr)
             return 2
+        tl = result["timeline"]
         note = (result.get("power") or {}).get("note", "")
-        plots.timeline(tl["samples"], tl["phases"], output,
-                       f"{result.get('kind', 'run')}: {Path(result.get('model', '')).name}",
-                       tl.get("host_cpu", []), note=note)
+        try:
+            plots.timeline(tl["samples"], tl.get("phases", []), output,
+                           f"{result.get('kind', 'run')}: {Path(result.get('model', '')).name}",
+                           tl.get("host_cpu", []), note=note)
+        except (KeyError, TypeError, ValueError) as err:
+            print(f"trt_infer_ros_plot: {args.log} holds a malformed timeline ({err!r})",
+                  file=sys.stderr)
+            return 2
     else:
         samples, note = _tegrastats_samples(args.log, args.interval)
         if not samples:
