@@ -65,6 +65,13 @@ def reference_truth(reference: Sequence[Detections], threshold: float) -> list[G
     return out
 
 
+def _has_area(xywh: np.ndarray) -> bool:
+    """COCOeval gives a box without area IoU 0 with everything, itself included: such a box (one
+    clipped to the image edge, or lying in the letterbox padding) could never be matched, and
+    counted it would make even the FP32 model disagree with itself."""
+    return bool(xywh[2] > 0 and xywh[3] > 0)
+
+
 def coco_map(truth: Sequence[GroundTruth], candidate: Sequence[Detections]) -> Agreement:
     """COCO mAP@0.5 and mAP@0.5:0.95 of `candidate` against `truth`, image by image."""
     from pycocotools.coco import COCO  # noqa: PLC0415 - only the optimization tools need it
@@ -76,12 +83,16 @@ def coco_map(truth: Sequence[GroundTruth], candidate: Sequence[Detections]) -> A
     for image_id, (gt, dets) in enumerate(zip(truth, candidate), start=1):
         images.append({"id": image_id})
         for box, cls in zip(_xywh(gt.boxes), np.asarray(gt.class_ids)):
+            if not _has_area(box):
+                continue
             classes.add(int(cls))
             annotations.append({"id": len(annotations) + 1, "image_id": image_id,
                                 "category_id": int(cls) + 1, "bbox": [float(v) for v in box],
                                 "area": float(box[2] * box[3]), "iscrowd": 0})
         for box, cls, score in zip(_xywh(dets.boxes), np.asarray(dets.class_ids),
                                    np.asarray(dets.scores)):
+            if not _has_area(box):
+                continue
             classes.add(int(cls))
             results.append({"image_id": image_id, "category_id": int(cls) + 1,
                             "bbox": [float(v) for v in box], "score": float(score)})

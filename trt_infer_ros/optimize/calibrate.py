@@ -70,15 +70,21 @@ def abs_histogram(values: np.ndarray, amax: float, bins: int = FINE_BINS) -> np.
     return np.bincount(index, minlength=bins)
 
 
-def float_tensors(model: onnx.ModelProto) -> list[str]:
-    """The graph inputs and node outputs that hold float32 values."""
+def tensor_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every tensor shape inference can type (graph inputs, outputs, values)."""
     try:
         inferred = shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001 - without inferred types every output is tried
         inferred = model
     graph = inferred.graph
-    types = {v.name: v.type.tensor_type.elem_type
-             for v in list(graph.value_info) + list(graph.output) + list(graph.input)}
+    return {v.name: v.type.tensor_type.elem_type
+            for v in list(graph.value_info) + list(graph.output) + list(graph.input)}
+
+
+def float_tensors(model: onnx.ModelProto) -> list[str]:
+    """The graph inputs and node outputs that hold float32 values."""
+    types = tensor_types(model)
+    graph = model.graph
     inits = {i.name for i in graph.initializer}
     names = [i.name for i in graph.input if i.name not in inits
              and types.get(i.name) == TensorProto.FLOAT]
@@ -89,13 +95,16 @@ def float_tensors(model: onnx.ModelProto) -> list[str]:
 
 
 def observing(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
-    """A copy of `model` with `names` added to the graph outputs."""
+    """A copy of `model` with `names` added to the graph outputs (each with its own element
+    type: an fp16 model's tensors are fp16, and onnxruntime refuses a mistyped output)."""
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     existing = {o.name for o in copy.graph.output}
+    types = tensor_types(model)
     for name in names:
         if name not in existing:
-            copy.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+            elem_type = types.get(name) or TensorProto.FLOAT
+            copy.graph.output.append(helper.make_tensor_value_info(name, elem_type, None))
     return copy
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from trt_infer_ros.optimize.calibrate import observing
-from trt_infer_ros.optimize.simulate import session_for
+from trt_infer_ros.optimize.simulate import input_feed, session_for
 
 
 @dataclass
@@ -46,13 +46,12 @@ def measure_channels(model: onnx.ModelProto, tensors: Sequence[np.ndarray],
     graph_input = model.graph.input[0].name
     observed = [n for n in names if n != graph_input]
     session = session_for(observing(model, observed), ["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
     sums: dict = {}
     squares: dict = {}
     counts: dict = {}
     products: dict = {}
     for tensor in tensors:
-        values = dict(zip(observed, session.run(observed, {input_name: tensor})))
+        values = dict(zip(observed, session.run(observed, input_feed(session, tensor))))
         values[graph_input] = tensor
         for name in names:
             x = np.asarray(values[name], np.float64)

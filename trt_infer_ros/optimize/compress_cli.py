@@ -12,7 +12,9 @@ size, onnxruntime CPU latency (and, on a CUDA GPU, the whole-frame time on each 
 agreement before and after, and writes them next to the output
 (`<out>.json`). The output is written only when the command succeeds; the input is never
 overwritten. Exit status: 0 done, 2 bad input (model, frames, a graph that cannot be pruned or
-trained), 3 the loss diverged (the last good weights are written, and the report says so).
+trained), 3 the loss diverged (the last good weights are written, and the report says so),
+130 interrupted (Ctrl-C during fine-tuning writes the best completed epoch; before or after
+it, nothing is written).
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
+import tempfile
 from typing import Optional
 
 import onnx
@@ -29,7 +33,35 @@ from trt_infer_ros.optimize.frames import ImageInputError, load_frames, optional
 from trt_infer_ros.optimize.requirements import require
 
 LOG = logging.getLogger("trt_infer_ros.optimize")
-BAD_INPUT, DIVERGED = 2, 3
+BAD_INPUT, DIVERGED, INTERRUPTED = 2, 3, 130
+
+
+def _number(kind, lowest, inclusive: bool = True, below=None):
+    """An argparse type: `kind` at least (or above) `lowest`, and below `below` if given."""
+    bound = (f">= {lowest}" if inclusive else f"> {lowest}") + (f" and < {below}" if below else "")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < lowest or (not inclusive and value == lowest) or \
+                (below is not None and value >= below):
+            raise argparse.ArgumentTypeError(f"{text} must be {bound}")
+        return value
+    return parse
+
+
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a regular expression ({exc})") from None
+    return text
+
+
+COUNT, POSITIVE = _number(int, 0), _number(int, 1)
+RATE, FRACTION = _number(float, 0, inclusive=False), _number(float, 0, inclusive=False, below=1)
 
 
 def add_frames(p: argparse.ArgumentParser, required: bool) -> None:
@@ -38,19 +70,19 @@ def add_frames(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--topic", default="", help="image topic in --bag (default: the only one)")
     p.add_argument("--validation-images", default="", help="held-out frames (default: every "
                    "n-th frame, see --holdout)")
-    p.add_argument("--holdout", type=float, default=0.25)
-    p.add_argument("--augment", type=int, default=4, help="augmented copies per frame "
+    p.add_argument("--holdout", type=FRACTION, default=0.25)
+    p.add_argument("--augment", type=COUNT, default=4, help="augmented copies per frame "
                    "(flip, crop, colour jitter)")
-    p.add_argument("--limit", type=int, default=0, help="read at most this many frames")
+    p.add_argument("--limit", type=COUNT, default=0, help="read at most this many frames")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=3 if required else 0,
+    p.add_argument("--epochs", type=COUNT, default=3 if required else 0,
                    help="distillation epochs (0: no fine-tuning)")
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=RATE, default=1e-4)
     p.add_argument("--features", default="", help="comma-separated tensor names (same in "
                    "teacher and student) added to the head loss")
-    p.add_argument("--reference-threshold", type=float, default=0.3,
+    p.add_argument("--reference-threshold", type=FRACTION, default=0.3,
                    help="FP32 detections at or above this score are the reference boxes")
-    p.add_argument("--latency-runs", type=int, default=50, help="timed CPU runs per model, "
+    p.add_argument("--latency-runs", type=COUNT, default=50, help="timed CPU runs per model, "
                    "before and after alternating in rounds (0: skip)")
     p.add_argument("--model-type", default="", help="adapter (default: detected from the ONNX)")
     p.add_argument("--no-gpu-latency", dest="gpu_latency", action="store_false",
@@ -66,12 +98,12 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prune", help="remove the weakest conv channels (structured)")
     p.add_argument("onnx")
     p.add_argument("--out", required=True)
-    p.add_argument("--ratio", type=float, required=True, help="fraction of channels to remove")
-    p.add_argument("--scope", default="", help="regex: prune only groups whose producing convs "
+    p.add_argument("--ratio", type=FRACTION, required=True, help="fraction of channels to remove")
+    p.add_argument("--scope", type=_regex, default="", help="regex: prune only groups whose producing convs "
                    "match it (node or output name), e.g. MobilenetV3 for the backbone")
     p.add_argument("--global", dest="global_ranking", action="store_true",
                    help="rank channels across layers instead of per layer")
-    p.add_argument("--round-to", type=int, default=8, help="keep channel counts multiples of "
+    p.add_argument("--round-to", type=POSITIVE, default=8, help="keep channel counts multiples of "
                    "this (default 8: it suits tensor cores and onnxruntime's blocked CPU "
                    "kernels; odd counts can run slower than the unpruned model; 1: exact ratio)")
     p.add_argument("--ranking", choices=("auto", "l1", "activation"), default="auto",
@@ -83,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("onnx")
     p.add_argument("--out", required=True)
     p.add_argument("--pattern", choices=("unstructured", "2:4"), default="2:4")
-    p.add_argument("--ratio", type=float, default=0.5, help="unstructured: fraction zeroed")
+    p.add_argument("--ratio", type=FRACTION, default=0.5, help="unstructured: fraction zeroed")
     p.add_argument("--global", dest="global_ranking", action="store_true")
     add_frames(p, False)
     p = sub.add_parser("distill", help="fine-tune a smaller student on the FP32 model's outputs")
@@ -102,19 +134,49 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def load_onnx(path: str) -> onnx.ModelProto:
+    """The ONNX model at `path`, or one sentence on why it cannot be read."""
+    from trt_infer_ros.models.model_file import check_model_file, unreadable_onnx  # noqa
+    check_model_file(path)
+    try:
+        return onnx.load(path)
+    except Exception as exc:  # noqa: BLE001 - protobuf and onnx raise many kinds
+        raise unreadable_onnx(path, exc) from exc
+
+
+def check_output(out: str, inputs: list[str]) -> None:
+    """Refuse, before any work, an output that is an input or cannot be written."""
+    for path in inputs:
+        if os.path.abspath(out) == os.path.abspath(path) or \
+                os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path):
+            raise ValueError(f"--out {out} is the input model {path}; choose another file")
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out} is a directory; give a file name such as "
+                         f"{os.path.join(out, 'model.onnx')}")
+    folder = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(folder):           # the folders _write will create
+        folder = os.path.dirname(folder)
+    try:                                        # a real file: permission bits do not bind root
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out {out} cannot be written: {folder} is not a writable folder "
+                         f"({exc.strerror})") from None
+
+
 class Session:
     """Teacher, adapter and frames shared by the commands."""
 
     def __init__(self, args, need_frames: bool):
-        from trt_infer_ros.models.model_file import check_model_file  # noqa: PLC0415
         from trt_infer_ros.models.registry import create_adapter  # noqa: PLC0415
-        check_model_file(args.onnx)
-        if os.path.abspath(args.out) == os.path.abspath(args.onnx):
-            raise ValueError(f"--out {args.out} is the input model; choose another file")
+        check_output(args.out, [args.onnx] + ([args.student] if "student" in args else []))
         self.args = args
-        self.teacher = onnx.load(args.onnx)
+        self.teacher = load_onnx(args.onnx)
         self.adapter = create_adapter(args.model_type or "auto", args.onnx)
         self.train, self.held, self.judge = [], [], None
+        if args.epochs > 0:                     # refused before frames are read and measured
+            from trt_infer_ros.optimize.trainable import trainable_nodes  # noqa: PLC0415
+            trainable_nodes(self.teacher)
         has_frames = bool(args.images or args.bag)
         if need_frames and not has_frames:
             raise ImageInputError(f"{args.command} needs frames: give --images DIR or --bag")
@@ -127,6 +189,11 @@ class Session:
             from trt_infer_ros.optimize.distill import Judge  # noqa: PLC0415
             self.judge = Judge(self.adapter, self.teacher, self.held, args.reference_threshold)
             LOG.info("%d training frames, %d held-out frames", len(self.train), len(self.held))
+            from trt_infer_ros.optimize.distill import MIN_TRAIN_FRAMES  # noqa: PLC0415
+            if args.epochs > 0 and len(self.train) < MIN_TRAIN_FRAMES:   # refused before work
+                raise ImageInputError(f"{len(self.train)} training frame(s) are too few to "
+                                      f"fine-tune on (at least {MIN_TRAIN_FRAMES}; add images "
+                                      "or --augment copies)")
         self.sample = self.train[0].tensor if self.train else self._zeros()
 
     def _zeros(self):
@@ -157,8 +224,12 @@ class Session:
 def _write(path: str, model: onnx.ModelProto, report: dict) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     tmp = path + ".tmp"
-    onnx.save(model, tmp)
-    os.replace(tmp, path)
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):             # a failed or interrupted save leaves no stray file
+            os.remove(tmp)
     _write_report(path, report)
 
 
@@ -200,7 +271,7 @@ def _finish(session: Session, before, before_model: onnx.ModelProto, model: onnx
     print(f"wrote {session.args.out} and {session.args.out}.json")
     if tuned is not None and tuned.stopped:
         LOG.warning("%s", tuned.stopped)
-        return DIVERGED
+        return INTERRUPTED if tuned.interrupted else DIVERGED
     return 0
 
 
@@ -256,11 +327,13 @@ def run_sparsify(args) -> int:
 
 
 def run_distill(args) -> int:
+    from trt_infer_ros.optimize.distill import check_student_io  # noqa: PLC0415
     from trt_infer_ros.optimize.trainable import TrainableModel  # noqa: PLC0415
+    original = load_onnx(args.student)
     session = Session(args, need_frames=True)
-    original = onnx.load(args.student)
+    check_student_io(session.teacher, original)
     before = session.facts(original, "student")
-    student = TrainableModel(onnx.load(args.student))
+    student = TrainableModel(original)
     tuned = session.fine_tune(student)
     return _finish(session, before, original, student.to_onnx(), {"teacher": args.onnx}, tuned)
 
@@ -268,8 +341,9 @@ def run_distill(args) -> int:
 def run_qat(args) -> int:
     from trt_infer_ros.optimize.calibrate import collect  # noqa: PLC0415
     from trt_infer_ros.optimize.layers import require_layers  # noqa: PLC0415
-    from trt_infer_ros.optimize.qat import QatModel, ptq_model  # noqa: PLC0415
+    from trt_infer_ros.optimize.qat import QatModel, ptq_model, require_float32  # noqa: PLC0415
     session = Session(args, need_frames=True)
+    require_float32(session.teacher, args.onnx)
     layers = require_layers(session.teacher, args.onnx)
     before = session.facts(session.teacher, "FP32 model")
     stats = collect(session.teacher, session.train, [l.activation for l in layers], LOG.info)
@@ -306,6 +380,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             NoQuantizableLayers, ModelTypeError, ValueError, KeyError, OSError) as exc:
         LOG.error("error: %s", exc)
         return BAD_INPUT
+    except KeyboardInterrupt:
+        LOG.error("interrupted: nothing was written")
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

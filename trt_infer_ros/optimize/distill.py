@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -22,7 +22,7 @@ import onnx
 
 from trt_infer_ros.optimize.agreement import Agreement, detection_agreement
 from trt_infer_ros.optimize.calibrate import observing
-from trt_infer_ros.optimize.simulate import Detector, session_for
+from trt_infer_ros.optimize.simulate import CANDIDATE_SETTINGS, Detector, input_feed, session_for
 from trt_infer_ros.optimize.trainable import TrainableModel
 
 LOG = logging.getLogger("trt_infer_ros.optimize")
@@ -59,11 +59,33 @@ class DistillResult:
     best_epoch: int
     history: list = field(default_factory=list)
     stopped: str = ""                     # why training stopped early ("" when it ran through)
+    interrupted: bool = False             # stopped by Ctrl-C (the best completed epoch is kept)
 
     def as_dict(self) -> dict:
         return {"before": self.before.as_dict(), "after": self.after.as_dict(),
                 "best_epoch": self.best_epoch, "stopped": self.stopped,
+                "interrupted": self.interrupted,
                 "history": [r.__dict__ for r in self.history]}
+
+
+def _io_shapes(values) -> list[tuple]:
+    return [(v.name, v.type.tensor_type.elem_type,
+             [d.dim_value if d.HasField("dim_value") else d.dim_param
+              for d in v.type.tensor_type.shape.dim]) for v in values]
+
+
+def check_student_io(teacher: onnx.ModelProto, student: onnx.ModelProto) -> None:
+    """The student must be a drop-in replacement: the same inputs and outputs (names, types,
+    shapes), so the teacher's adapter decodes it and the detector node takes it unchanged."""
+    for what, mine, theirs in (("inputs", teacher.graph.input, student.graph.input),
+                               ("outputs", teacher.graph.output, student.graph.output)):
+        inits = {i.name for i in teacher.graph.initializer} | \
+            {i.name for i in student.graph.initializer}
+        ours, its = ([v for v in _io_shapes(values) if v[0] not in inits]
+                     for values in (mine, theirs))
+        if ours != its:
+            raise DistillError(f"the student's {what} {its} are not the teacher's {ours}; a "
+                               "student must take and give the same tensors")
 
 
 class Judge:
@@ -71,7 +93,10 @@ class Judge:
 
     def __init__(self, adapter, teacher: onnx.ModelProto, frames: Sequence,
                  reference_threshold: float = 0.3):
-        self.detector = Detector(adapter, frames)
+        # candidates keep boxes somewhat below the reference threshold (a low threshold lowers both)
+        candidates = replace(CANDIDATE_SETTINGS, score_threshold=min(
+            CANDIDATE_SETTINGS.score_threshold, reference_threshold))
+        self.detector = Detector(adapter, frames, candidates)
         self.reference_threshold = reference_threshold
         self.reference = self.detector.detect(teacher)
 
@@ -86,10 +111,11 @@ class Teacher:
     def __init__(self, model: onnx.ModelProto, targets: Sequence[str]):
         self.targets = list(targets)
         self.session = session_for(observing(model, self.targets), ["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, tensor: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(self.targets, {self.input_name: tensor})
+        """float32 whatever the model's precision: the student trains in float32."""
+        return [np.asarray(t, np.float32)
+                for t in self.session.run(self.targets, input_feed(self.session, tensor))]
 
 
 def _loss_terms(student_out: dict, teacher_out: list, names: Sequence[str], weights: dict,
@@ -103,6 +129,26 @@ def _loss_terms(student_out: dict, teacher_out: list, names: Sequence[str], weig
     return total
 
 
+def _train_epoch(step, source: Teacher, train_frames: Sequence, rng, epoch: int,
+                 config: DistillConfig, progress: bool) -> tuple[float, list[float]]:
+    """One pass over the frames in random order: (mean loss, each step's loss)."""
+    from tinygrad import Tensor  # noqa: PLC0415
+    from tinygrad.helpers import Context, tqdm  # noqa: PLC0415
+    order = rng.permutation(len(train_frames))
+    losses = []
+    bar = tqdm(order, desc=f"epoch {epoch}/{config.epochs}", disable=not progress)
+    with Context(TRAINING=1):
+        for i in bar:
+            frame = train_frames[int(i)]
+            targets = [Tensor(np.array(t)).realize() for t in source(frame.tensor)]
+            loss = float(step(Tensor(np.array(frame.tensor)).realize(), *targets).item())
+            losses.append(loss)
+            bar.set_description(f"epoch {epoch}/{config.epochs} loss {np.mean(losses):.4f}")
+            if not math.isfinite(loss):
+                break
+    return float(np.mean(losses)), losses
+
+
 def distill(teacher: onnx.ModelProto, student: TrainableModel, train_frames: Sequence,
             judge: Judge, config: DistillConfig = DistillConfig(),
             log: Callable[[str], None] = LOG.info, progress: bool = True,
@@ -110,8 +156,7 @@ def distill(teacher: onnx.ModelProto, student: TrainableModel, train_frames: Seq
     """Fine-tune `student` (in place) towards `teacher` on `train_frames`; measure with `judge`
     the model `export` writes (default: the student's weights in its ONNX)."""
     export = export or student.to_onnx
-    from tinygrad import Tensor, TinyJit  # noqa: PLC0415
-    from tinygrad.helpers import Context, tqdm  # noqa: PLC0415
+    from tinygrad import TinyJit  # noqa: PLC0415
     from tinygrad.nn.optim import Adam  # noqa: PLC0415
 
     if len(train_frames) < MIN_TRAIN_FRAMES:
@@ -154,37 +199,35 @@ def distill(teacher: onnx.ModelProto, student: TrainableModel, train_frames: Seq
     result = DistillResult(before, before, 0)
     first_loss: Optional[float] = None
     rng = np.random.default_rng(config.seed)
-    for epoch in range(1, config.epochs + 1):
-        start = time.monotonic()
-        order = rng.permutation(len(train_frames))
-        losses = []
-        bar = tqdm(order, desc=f"epoch {epoch}/{config.epochs}", disable=not progress)
-        with Context(TRAINING=1):
-            for i in bar:
-                frame = train_frames[int(i)]
-                targets = [Tensor(np.array(t)).realize() for t in source(frame.tensor)]
-                loss = float(step(Tensor(np.array(frame.tensor)).realize(), *targets).item())
-                losses.append(loss)
-                bar.set_description(f"epoch {epoch}/{config.epochs} loss {np.mean(losses):.4f}")
-                if not math.isfinite(loss):
-                    break
-        mean = float(np.mean(losses))
-        # the first step's loss is measured before any update: the untrained student's loss
-        first_loss = first_loss if first_loss is not None else losses[0]
-        if not math.isfinite(mean) or mean > config.diverge_factor * max(first_loss, 1e-12):
-            result.stopped = (f"the loss diverged in epoch {epoch} ({mean:.4g} after "
-                              f"{first_loss:.4g}): stopped, the last good weights are kept; "
-                              "lower --lr")
-            log(result.stopped)
-            student.load_state(good_state)
-            break
-        agreement = judge.agreement(export())
-        seconds = time.monotonic() - start
-        result.history.append(EpochRecord(epoch, mean, agreement.as_dict(), round(seconds, 1)))
-        log(f"epoch {epoch}: loss {mean:.5f}, held-out agreement {agreement} ({seconds:.0f} s)")
-        good_state = student.raw_state()
-        if agreement.map50_95 > best_value:
-            best_state, best_value, best_epoch = good_state, agreement.map50_95, epoch
+    try:
+        for epoch in range(1, config.epochs + 1):
+            start = time.monotonic()
+            mean, losses = _train_epoch(step, source, train_frames, rng, epoch, config, progress)
+            # the first step's loss is measured before any update: the untrained student's loss
+            first_loss = first_loss if first_loss is not None else losses[0]
+            if not math.isfinite(mean) or mean > config.diverge_factor * max(first_loss, 1e-12):
+                result.stopped = (f"the loss diverged in epoch {epoch} ({mean:.4g} after "
+                                  f"{first_loss:.4g}): stopped, the last good weights are kept; "
+                                  "lower --lr")
+                log(result.stopped)
+                student.load_state(good_state)
+                break
+            agreement = judge.agreement(export())
+            seconds = time.monotonic() - start
+            result.history.append(EpochRecord(epoch, mean, agreement.as_dict(),
+                                              round(seconds, 1)))
+            log(f"epoch {epoch}: loss {mean:.5f}, held-out agreement {agreement} "
+                f"({seconds:.0f} s)")
+            good_state = student.raw_state()
+            if agreement.map50_95 > best_value:
+                best_state, best_value, best_epoch = good_state, agreement.map50_95, epoch
+    except KeyboardInterrupt:
+        # Ctrl-C ends training, not the command: the best completed epoch is still worth keeping
+        done = len(result.history)
+        result.interrupted = True
+        result.stopped = f"interrupted after {done} completed epoch(s): " + (
+            "the best of them is kept" if done else "the weights before fine-tuning are kept")
+        log(result.stopped)
     student.load_state(best_state)
     result.best_epoch = best_epoch
     result.after = judge.agreement(export()) if best_epoch else before

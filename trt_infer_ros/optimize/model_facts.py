@@ -1,6 +1,7 @@
 """Before/after facts of a model variant: parameters, MACs, file size, CPU latency per frame."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import Optional
@@ -9,14 +10,16 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from trt_infer_ros.optimize.simulate import session_for
+from trt_infer_ros.optimize.simulate import input_feed, session_for
+
+LOG = logging.getLogger("trt_infer_ros.optimize")
 
 
 @dataclass
 class ModelFacts:
     parameters: int              # float weights, counting zeros (pruning to sparsity keeps them)
     nonzero: int
-    macs: int
+    macs: Optional[int]          # None where shape inference cannot size every layer
     file_bytes: int
     latency_ms: Optional[float]  # median onnxruntime CPU time per frame
     agreement: Optional[dict] = None
@@ -49,7 +52,7 @@ def paired_latency_ms(models: list, tensor: np.ndarray, runs: int = 20, rounds: 
     other processes weighs on all of them alike (timed one after the other, a busy spell can
     make either look several times slower)."""
     sessions = [session_for(m, ["CPUExecutionProvider"]) for m in models]
-    feeds = [{s.get_inputs()[0].name: tensor.astype(np.float32)} for s in sessions]
+    feeds = [input_feed(s, tensor) for s in sessions]
     for session, feed in zip(sessions, feeds):
         for _ in range(warmup):
             session.run(None, feed)
@@ -64,13 +67,20 @@ def paired_latency_ms(models: list, tensor: np.ndarray, runs: int = 20, rounds: 
     return [float(np.median(t) * 1000) for t in times]
 
 
+def _macs(model: onnx.ModelProto) -> Optional[int]:
+    from trt_infer_ros.measure.ops_count import OpsCountError, count_macs  # noqa: PLC0415
+    try:
+        return int(sum(layer.macs for layer in count_macs(model).layers))
+    except OpsCountError as exc:      # e.g. a layer behind a Loop, which shape inference skips
+        LOG.warning("MACs not counted: %s", str(exc).split(";")[0])
+        return None
+
+
 def measure(model: onnx.ModelProto, tensor: Optional[np.ndarray] = None, runs: int = 20,
             agreement=None) -> ModelFacts:
-    from trt_infer_ros.measure.ops_count import count_macs  # noqa: PLC0415
     total, nonzero = _parameters(model)
-    macs = sum(layer.macs for layer in count_macs(model).layers)
     latency = cpu_latency_ms(model, tensor, runs) if tensor is not None and runs > 0 else None
-    return ModelFacts(total, nonzero, int(macs), len(model.SerializeToString()), latency,
+    return ModelFacts(total, nonzero, _macs(model), len(model.SerializeToString()), latency,
                       agreement.as_dict() if agreement is not None else None)
 
 
@@ -80,10 +90,11 @@ def change(before: ModelFacts, after: ModelFacts) -> str:
     lines = [f"parameters {before.parameters:,} -> {after.parameters:,} "
              f"({pct(before.parameters, after.parameters)}); nonzero {before.nonzero:,} -> "
              f"{after.nonzero:,} ({pct(before.nonzero, after.nonzero)})",
-             f"MACs {before.macs / 1e9:.3f} G -> {after.macs / 1e9:.3f} G "
-             f"({pct(before.macs, after.macs)})",
              f"file {before.file_bytes / 1e6:.2f} MB -> {after.file_bytes / 1e6:.2f} MB "
              f"({pct(before.file_bytes, after.file_bytes)})"]
+    if before.macs is not None and after.macs is not None:
+        lines.insert(1, f"MACs {before.macs / 1e9:.3f} G -> {after.macs / 1e9:.3f} G "
+                     f"({pct(before.macs, after.macs)})")
     if before.latency_ms and after.latency_ms:
         lines.append(f"CPU latency (onnxruntime) {before.latency_ms:.1f} ms -> "
                      f"{after.latency_ms:.1f} ms ({pct(before.latency_ms, after.latency_ms)})")

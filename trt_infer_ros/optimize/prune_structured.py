@@ -389,9 +389,14 @@ class _Writer:
         self.new[new_name] = value
         node.input[position] = new_name
 
+    def value(self, name: str) -> np.ndarray:
+        return self.new[name] if name in self.new else self.inits[name]
+
     def replaced(self, node: onnx.NodeProto, position: int, value: np.ndarray) -> None:
-        new_name = f"{node.input[position]}__pruned_{node.name or node.output[0]}_{position}"
-        self.new[new_name] = value
+        """Compensated values are computed in float: stored in the graph's own dtype (fp16)."""
+        old = node.input[position]
+        new_name = f"{old}__pruned_{node.name or node.output[0]}_{position}"
+        self.new[new_name] = value.astype(self.value(old).dtype, copy=False)
         node.input[position] = new_name
 
     def set_bias(self, node: onnx.NodeProto, value: np.ndarray) -> None:
@@ -399,7 +404,7 @@ class _Writer:
             self.replaced(node, 2, value)
             return
         name = f"{node.name or node.output[0]}__pruned_bias"
-        self.new[name] = value
+        self.new[name] = value.astype(self.value(node.input[1]).dtype, copy=False)
         while len(node.input) < 3:
             node.input.append("")
         node.input[2] = name
@@ -481,7 +486,7 @@ def apply(model: onnx.ModelProto, plan: PrunePlan, stats=None) -> onnx.ModelProt
                     weight, bias = regressed_weight(node, writer.inits, keep_in,
                                                     stats.mean[source], stats.cov[source])
                     writer.replaced(node, 1, weight)      # a shared weight stays intact
-                    writer.inits[node.input[1]] = weight
+                    writer.inits[node.input[1]] = writer.new[node.input[1]]
                 else:
                     bias = folded_bias(node, writer.inits, keep_in, stats.mean[source])
             if keep_in is not None:

@@ -40,6 +40,15 @@ def fake_quant_weight(weight, axis: int, spec: QuantSpec = INT8):
     return fake_quant(weight, scale, spec)
 
 
+def require_float32(model: onnx.ModelProto, path: str) -> None:
+    """Q/DQ nodes here quantize float32 tensors (opset 13); an fp16 graph would be invalid."""
+    elem_type = model.graph.input[0].type.tensor_type.elem_type
+    if elem_type != onnx.TensorProto.FLOAT:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+        raise ValueError(f"{path} takes {dtype} input, not float32: quantization-aware training "
+                         "starts from the FP32 export of the model")
+
+
 class QatModel:
     """Installs fake quantization on a TrainableModel; exports the Q/DQ ONNX."""
 

@@ -37,13 +37,18 @@ def session_for(model: onnx.ModelProto, provider_list: Optional[list[str]] = Non
                                 providers=provider_list or providers())
 
 
+def input_feed(session, tensor: np.ndarray) -> dict:
+    """The feed of a one-input session: `tensor` in the input's dtype (fp16 models take fp16)."""
+    first = session.get_inputs()[0]
+    dtype = np.float16 if "float16" in first.type else np.float32
+    return {first.name: tensor.astype(dtype, copy=False)}
+
+
 def run_frames(session, frames: Sequence, extra_inputs: Optional[dict] = None,
                output_names: Optional[list[str]] = None):
     """Yields each frame's outputs (a list of arrays, in `output_names` order)."""
-    name = session.get_inputs()[0].name
-    dtype = np.float16 if "float16" in session.get_inputs()[0].type else np.float32
     for frame in frames:
-        feed = {name: frame.tensor.astype(dtype, copy=False)}
+        feed = input_feed(session, frame.tensor)
         feed.update(extra_inputs or {})
         yield session.run(output_names, feed)
 

@@ -85,6 +85,21 @@ def needed_nodes(model: onnx.ModelProto, targets: Sequence[str]) -> list[onnx.No
     return [n for n in model.graph.node if id(n) in wanted]
 
 
+def trainable_nodes(model: onnx.ModelProto,
+                    targets: Optional[Sequence[str]] = None) -> list[onnx.NodeProto]:
+    """The nodes from the input to `targets` (default: the heads), refused with the operators
+    that training cannot run."""
+    targets = list(targets) if targets else head_tensors(model)
+    nodes = needed_nodes(model, targets)
+    unsupported = sorted({n.op_type for n in nodes if n.op_type not in TRAINABLE_OPS})
+    if unsupported:
+        where = [n.name or n.output[0] for n in nodes if n.op_type in unsupported][:3]
+        raise UnsupportedGraph(
+            f"operators {', '.join(unsupported)} (e.g. {', '.join(where)}) lie between the "
+            f"input and the heads and cannot be trained here; the heads are {', '.join(targets)}")
+    return nodes
+
+
 def _attributes(node: onnx.NodeProto) -> dict:
     out = {}
     for attr in node.attribute:
@@ -123,7 +138,7 @@ class TrainableModel:
     def __init__(self, model: onnx.ModelProto, targets: Optional[Sequence[str]] = None,
                  trainable: bool = True):
         from tinygrad import Tensor  # noqa: PLC0415
-        from tinygrad.nn.onnx import OpSetId, get_onnx_ops  # noqa: PLC0415
+        from tinygrad.nn.onnx import Domain, get_onnx_ops  # noqa: PLC0415
         from tinygrad.nn.onnx import required_input_python_consts  # noqa: PLC0415
         self.model = model
         self.targets = list(targets) if targets else head_tensors(model)
@@ -133,14 +148,7 @@ class TrainableModel:
         missing = [t for t in self.targets if t not in produced and t != self.input_name]
         if missing:
             raise UnsupportedGraph(f"tensor(s) {', '.join(missing)} are not in the graph")
-        nodes = needed_nodes(model, self.targets)
-        unsupported = sorted({n.op_type for n in nodes if n.op_type not in TRAINABLE_OPS})
-        if unsupported:
-            where = [n.name or n.output[0] for n in nodes if n.op_type in unsupported][:3]
-            raise UnsupportedGraph(
-                f"operators {', '.join(unsupported)} (e.g. {', '.join(where)}) lie between the "
-                "input and the heads and cannot be trained here; the heads are "
-                f"{', '.join(self.targets)}")
+        nodes = trainable_nodes(model, self.targets)
         table = get_onnx_ops()
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         self.steps = []
@@ -148,7 +156,7 @@ class TrainableModel:
             impl = table[node.op_type]
             if isinstance(impl, dict):
                 eligible = {k.version: f for k, f in impl.items()
-                            if k.domain == OpSetId().domain and k.version <= opset}
+                            if k.domain == Domain.ONNX and k.version <= opset}
                 impl = eligible[max(eligible)]
             self.steps.append(_Step(node, impl, _attributes(node),
                                     required_input_python_consts.get(node.op_type, ())))
