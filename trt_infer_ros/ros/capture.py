@@ -8,17 +8,24 @@ the model without crossing DDS.
   video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1`;
 - a video file or an RTSP/HTTP URL (FFmpeg backend).
 
-A source that cannot be opened, stalls (no frame for `stall_s`) or ends is reported once per
-episode and reopened with a backoff of 1, 2, 4 ... 30 s; an open that blocks is reported every
+A source that cannot be opened (with the reason: no such file, a directory, not a video, no
+such device ...), stalls (no frame for `stall_s`) or ends is reported once per episode and
+reopened with a backoff of 1, 2, 4 ... 30 s; an open that blocks is reported every
 `stall_s` while it lasts (stream URLs also get FFmpeg's 5 s open and read timeouts); the node
 never dies of it. A video file therefore plays again after its end, at its recorded frame rate.
-Each frame carries the capture time as its stamp.
+Each frame carries the capture time as its stamp. Frames are delivered as 8-bit images with
+their encoding: bgr8, or mono8 / bgra8 where a GStreamer pipeline ends in GRAY8 / BGRx (16-bit
+frames keep their high byte).
 """
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
 from typing import Callable, Optional
+
+from trt_infer_ros.ros.image_conversion import ImageConversionError, to_uint8
 
 MAX_BACKOFF_S = 30.0
 
@@ -36,12 +43,27 @@ def _ffmpeg_with_timeouts(cv2) -> bool:
         return False
 
 
+def _quiet_video_backends(cv2) -> None:
+    """OpenCV's and FFmpeg's own warnings for a source that cannot be opened repeat at every
+    retry; the node reports the reason itself. OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL set
+    by the user still win."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")      # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        except AttributeError:
+            pass
+
+
 def open_capture(source: str):
     """An opened cv2.VideoCapture for `source`, or None."""
     import cv2
 
+    _quiet_video_backends(cv2)
     if source.isdigit():
         capture = cv2.VideoCapture(int(source), cv2.CAP_V4L2)
+    elif source.startswith("/dev/video"):
+        capture = cv2.VideoCapture(source, cv2.CAP_V4L2)
     elif "!" in source:
         capture = cv2.VideoCapture(source, cv2.CAP_GSTREAMER)
     elif "://" in source and _ffmpeg_with_timeouts(cv2):
@@ -56,13 +78,67 @@ def open_capture(source: str):
     return capture
 
 
+def why_unopenable(source: str) -> str:
+    """Why `source` could not be opened, as precisely as can be told from outside OpenCV."""
+    kind = describe(source)
+    if kind == "V4L2 device":
+        return _why_device_unopenable(f"/dev/video{source}" if source.isdigit() else source)
+    if kind == "GStreamer pipeline":
+        return ("the pipeline does not start (this OpenCV has no GStreamer support, or the "
+                "pipeline fails: try it with gst-launch-1.0)")
+    if kind == "stream URL":
+        return "the stream does not answer or refuses the connection"
+    return _why_file_unopenable(source)
+
+
+def _why_device_unopenable(path: str) -> str:
+    if not os.path.exists(path):
+        return f"no such device {path}"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"{path} is not readable by this user (is it in the video group?)"
+    return f"{path} is busy or not a capture device"
+
+
+def _why_file_unopenable(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as err:
+        return f"cannot read it: {err.strerror}"
+    if stat.S_ISDIR(st.st_mode):
+        return "it is a directory, not a video file (image_source_node replays a directory)"
+    if not os.access(path, os.R_OK):
+        return "it is not readable by this user"
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        return "the file is empty"
+    return "it is not a video OpenCV can read (unknown or damaged format)"
+
+
+def frame_and_encoding(frame) -> tuple:
+    """A captured frame as an 8-bit image and its encoding: OpenCV gives BGR, but a GStreamer
+    pipeline may end in GRAY8, GRAY16 or BGRx."""
+    frame = to_uint8(frame)
+    channels = 1 if frame.ndim == 2 else frame.shape[2]
+    if channels == 1:
+        return (frame if frame.ndim == 2 else frame[:, :, 0]), "mono8"
+    if channels == 3:
+        return frame, "bgr8"
+    if channels == 4:
+        return frame, "bgra8"
+    raise ImageConversionError(f"captured frame with {channels} channels")
+
+
 class CaptureThread:
-    """Reads `source` on its own thread and hands each frame (HxWx3 bgr8, capture time in
-    ns) to `deliver`; reports problems through `report(level, text)`."""
+    """Reads `source` on its own thread and hands each frame (as OpenCV gives it, usually HxWx3
+    bgr8; see frame_and_encoding) and its capture time in ns (`clock_ns`, the node's clock) to
+    `deliver`; reports problems through `report(level, text)`."""
 
     def __init__(self, source: str, deliver: Callable, report: Callable[[str, str], None],
-                 stall_s: float = 5.0, name: str = "capture") -> None:
+                 stall_s: float = 5.0, name: str = "capture",
+                 clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.source = source
+        self._clock_ns = clock_ns
         self._deliver = deliver
         self._report = report
         self._stall_s = stall_s
@@ -82,9 +158,10 @@ class CaptureThread:
                     capture.release()
                 return
             if capture is None:
-                self.state = f"cannot open {self.source!r}"
-                self._report("warn", f"capture source {self.source!r} cannot be opened; "
-                                     f"retrying in {backoff:g} s")
+                reason = why_unopenable(self.source)
+                self.state = f"cannot open {self.source!r}: {reason}"
+                self._report("warn", f"capture source {self.source!r} cannot be opened: "
+                                     f"{reason}; retrying in {backoff:g} s")
             else:
                 self.state = "capturing"
                 frames_before = self.frames
@@ -137,7 +214,7 @@ class CaptureThread:
                     if self._stop.wait(max(0.0, due - time.monotonic())):
                         break
                 ok, frame = capture.read()
-                stamp = time.time_ns()
+                stamp = self._clock_ns()
                 if over.is_set():           # given up on as stalled meanwhile
                     break
                 if not ok or frame is None:
@@ -167,7 +244,10 @@ class CaptureThread:
                     return f"no frame for {self._stall_s:g} s (stalled)"
             # The read in flight finishes before the caller releases the capture under it.
             reader.join(self._stall_s)
-            return "ended or disconnected" if ended.is_set() else "stopped"
+            if not ended.is_set():
+                return "stopped"
+            return ("reached its end" if describe(self.source) == "video file"
+                    else "ended or disconnected")
         finally:
             over.set()
 

@@ -19,9 +19,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from trt_infer_ros.cuda.jpeg_decoder import is_jpeg
-from trt_infer_ros.ros.capture import CaptureThread, camera_info_from_file, describe, stamp_of
+from trt_infer_ros.ros.capture import (CaptureThread, camera_info_from_file, describe,
+                                       frame_and_encoding, stamp_of)
 from trt_infer_ros.ros.image_conversion import (ImageConversionError, array_to_image,
-                                                image_to_array)
+                                                image_to_array, to_uint8)
 from trt_infer_ros.ros.parameters import ParamSpec
 from trt_infer_ros.ros.qos import image_qos
 
@@ -42,7 +43,7 @@ def frame_from(msg, keep_jpeg: bool = False) -> Frame:
     if isinstance(msg, Frame):
         return msg
     if hasattr(msg, "format"):                  # sensor_msgs/CompressedImage
-        if keep_jpeg and is_jpeg(msg.data):
+        if keep_jpeg and is_jpeg(msg.data) and not jpeg_truncated(msg.data):
             return Frame(None, "bgr8", msg.header, (msg.format, msg.data))
         image, encoding = decode_compressed(msg.format, msg.data)
         return Frame(image, encoding, msg.header)
@@ -68,20 +69,26 @@ def decode_compressed(fmt: str, data) -> tuple[np.ndarray, str]:
 
     compressed_image_transport writes `format` as "<source encoding>; <codec> compressed
     <encoded encoding>" (e.g. "rgb8; jpeg compressed bgr8"); OpenCV returns the channels in the
-    encoded order, so that last encoding is the one the pixels have.
+    encoded order, so that last encoding is the one the pixels have. The codec is read from the
+    data itself, whatever `format` says. 16-bit PNGs (mono16, bgr16) keep their high byte.
     """
     import cv2
 
     buffer = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) else data
     if buffer.size == 0:
         raise ImageConversionError("compressed image with no data")
+    if "compresseddepth" in fmt.lower().replace(" ", ""):
+        raise ImageConversionError(f"compressed image ({fmt}) is a compressedDepth depth map, "
+                                   "not a camera image; subscribe to the camera's colour or "
+                                   "mono topic")
+    if is_jpeg(buffer) and jpeg_truncated(buffer):
+        raise ImageConversionError(f"compressed image ({fmt or 'no format'}) is a truncated "
+                                   f"JPEG ({buffer.size} bytes, no end-of-image marker)")
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ImageConversionError(f"compressed image ({fmt or 'no format'}) is neither "
-                                   "a readable JPEG nor PNG")
-    if image.dtype != np.uint8:
-        raise ImageConversionError(f"compressed image is {image.dtype} ({fmt}); only 8-bit "
-                                   "images are supported")
+        raise ImageConversionError(f"compressed image ({fmt or 'no format'}, {buffer.size} "
+                                   "bytes) is neither a readable JPEG nor PNG")
+    image = to_uint8(image)
     channels = 1 if image.ndim == 2 else image.shape[2]
     encoded = fmt.split("compressed", 1)[1].strip().lower() if "compressed" in fmt else ""
     if channels == 1:
@@ -91,6 +98,15 @@ def decode_compressed(fmt: str, data) -> tuple[np.ndarray, str]:
     if channels == 4:
         return image, "rgba8" if encoded == "rgba8" else "bgra8"
     raise ImageConversionError(f"compressed image with {channels} channels")
+
+
+JPEG_END = b"\xff\xd9"
+
+
+def jpeg_truncated(data) -> bool:
+    """Whether a JPEG lacks its end-of-image marker near the end (a few padding bytes after it
+    are allowed): OpenCV may decode such a frame with grey rows instead of refusing it."""
+    return JPEG_END not in bytes(data[-64:])
 
 
 def compressed_topic(node, base: str = "image") -> str:
@@ -121,16 +137,9 @@ class FrameInput:
         self._worker = worker
         self._diagnostics = diagnostics
         self._capture = None
+        self._warn_unused_parameters(params)
         if params["source"]:
-            self._frame_id = params["frame_id"]
-            self._camera_info = (camera_info_from_file(params["camera_info_file"])
-                                 if params["camera_info_file"] else None)
-            # Reliable depth 1, as a camera driver's raw topic: late is worse than skipped.
-            self._image_pub = node.create_publisher(Image, "~/image_raw", image_qos("reliable", 1))
-            self._info_pub = node.create_publisher(CameraInfo, "~/camera_info", 10)
-            self._capture = CaptureThread(params["source"], self._captured, self._report)
-            self.description = f"{describe(params['source'])} {params['source']!r} (in process)"
-            diagnostics.set_value("source", self.description)
+            self._start_capture(params)
         elif params["image_transport"] == "compressed":
             topic = compressed_topic(node)
             worker.subscribe(CompressedImage, topic, qos)
@@ -139,19 +148,77 @@ class FrameInput:
             worker.subscribe(Image, "image", qos)
             self.description = worker.subscription.topic_name
 
-    def _captured(self, image, stamp_ns: int) -> None:
+    def _warn_unused_parameters(self, params: dict) -> None:
+        """A parameter that has no effect with the others given is said so, not ignored."""
+        log = self._node.get_logger()
+        if params["source"] and params["image_transport"] != "raw":
+            log.warning(f"image_transport {params['image_transport']!r} is ignored: frames are "
+                        f"captured from source {params['source']!r}, not subscribed")
+        unused = [name for name, default in (("frame_id", "camera"), ("camera_info_file", ""))
+                  if not params["source"] and params[name] != default]
+        if unused:
+            log.warning(f"{' and '.join(unused)} apply only to captured frames (source) and are "
+                        "ignored: subscribed frames keep their own header")
+
+    def _start_capture(self, params: dict) -> None:
+        self._frame_id = params["frame_id"]
+        self._camera_info = (camera_info_from_file(params["camera_info_file"])
+                             if params["camera_info_file"] else None)
+        self._checked_size = None
+        # Reliable depth 1, as a camera driver's raw topic: late is worse than skipped.
+        self._image_pub = self._node.create_publisher(Image, "~/image_raw",
+                                                      image_qos("reliable", 1))
+        self._info_pub = self._node.create_publisher(CameraInfo, "~/camera_info", 10)
+        clock = self._node.get_clock()
+        self._capture = CaptureThread(params["source"], self._captured, self._report,
+                                      clock_ns=lambda: clock.now().nanoseconds)
+        self.description = f"{describe(params['source'])} {params['source']!r} (in process)"
+        self._diagnostics.set_value("source", self.description)
+
+    def _captured(self, frame, stamp_ns: int) -> None:
+        """One frame from the capture thread: to the worker, and to ~/image_raw and
+        ~/camera_info for their subscribers."""
+        if not self._node.context.ok():
+            return                  # shutting down: the publishers are going away
+        image, encoding = frame_and_encoding(frame)
         header = Header(stamp=stamp_of(stamp_ns), frame_id=self._frame_id)
-        self._worker.put(Frame(image, "bgr8", header))
+        self._worker.put(Frame(image, encoding, header))
+        try:
+            self._publish_camera_topics(image, encoding, header)
+        except Exception:
+            if self._node.context.ok():
+                raise               # else: shut down while publishing, nothing to report
+
+    def _publish_camera_topics(self, image, encoding: str, header) -> None:
         if self._image_pub.get_subscription_count() > 0:
-            self._image_pub.publish(array_to_image(image, "bgr8", header))
-        if self._camera_info is not None and self._info_pub.get_subscription_count() > 0:
+            self._image_pub.publish(array_to_image(image, encoding, header))
+        if self._camera_info is None:
+            return
+        self._check_calibration_size(image.shape[1], image.shape[0])
+        if self._info_pub.get_subscription_count() > 0:
             self._camera_info.header = header
             self._info_pub.publish(self._camera_info)
+
+    def _check_calibration_size(self, width: int, height: int) -> None:
+        """Say once per frame size when the calibration is for another image size."""
+        if self._checked_size == (width, height):
+            return
+        self._checked_size = (width, height)
+        info = self._camera_info
+        if (info.width, info.height) != (width, height):
+            text = (f"camera_info_file is for {info.width}x{info.height} images but the source "
+                    f"delivers {width}x{height}; ~/camera_info is published as the file says")
+            self._diagnostics.set_value("camera_info", text)
+            self._node.get_logger().warning(text)
 
     def _report(self, level: str, text: str) -> None:
         self._diagnostics.set_value("capture", text)
         logger = self._node.get_logger()
-        (logger.error if level == "error" else logger.warning)(text, throttle_duration_sec=10.0)
+        # One call site per severity: rclpy refuses a throttled call site whose level changes.
+        if level == "error":
+            logger.error(text, throttle_duration_sec=10.0)
+        else:
+            logger.warning(text, throttle_duration_sec=10.0)
 
     @property
     def capture_state(self) -> str:

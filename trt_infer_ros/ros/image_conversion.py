@@ -39,6 +39,16 @@ def image_to_array(msg) -> np.ndarray:
     return view
 
 
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """8-bit pixels of an 8- or 16-bit image: a 16-bit one (mono16 or bgr16 PNG, a GRAY16
+    camera) keeps its high byte, the scaling cv_bridge's mono16 -> mono8 conversion uses."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        return (array >> 8).astype(np.uint8)
+    raise ImageConversionError(f"{array.dtype} pixels; only 8- and 16-bit images are supported")
+
+
 def array_to_image(array: np.ndarray, encoding: str, header=None):
     """A sensor_msgs/Image holding a copy of `array` (HxWxC or HxW uint8) with tight rows."""
     from sensor_msgs.msg import Image

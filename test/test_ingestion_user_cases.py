@@ -1,0 +1,261 @@
+"""Camera ingestion as users meet it: compressed payloads of every kind image_transport and
+cameras produce (16-bit PNGs, truncated JPEGs, depth maps), capture sources that cannot be
+opened (each with its reason), captured frames that are not bgr8, a calibration for another
+size, the launch file's capture arguments, and a clean stop while frames are captured."""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/test.sh)")
+pytest.importorskip("vision_msgs.msg", reason="vision_msgs not built (run scripts/setup_env.sh)")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+
+from ros_harness import domain_id, spin_until  # noqa: E402
+from test_ros_detector import IMAGES, collect, detector, publish_and_wait, ros  # noqa: E402,F401
+from test_ros_input import expected_rows, rows, video  # noqa: E402,F401
+from test_ros_processes import start_node, wait_ready  # noqa: E402
+from trt_infer_ros.pipeline.detector import build_pipeline  # noqa: E402
+from trt_infer_ros.resources import default_model_path  # noqa: E402
+from trt_infer_ros.ros.capture import CaptureThread, frame_and_encoding  # noqa: E402
+from trt_infer_ros.ros.frame_input import decode_compressed  # noqa: E402
+from trt_infer_ros.ros.image_conversion import ImageConversionError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """An odd-sized colour photo (641x479), as a camera of unusual resolution gives."""
+    return cv2.resize(cv2.imread(str(IMAGES / "astronaut.jpg")), (641, 479))
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return build_pipeline(str(default_model_path()), backend="onnxruntime")
+
+
+def compressed(fmt: str, data: bytes, frame_id: str, sec: int) -> CompressedImage:
+    msg = CompressedImage(format=fmt)
+    msg.header.frame_id, msg.header.stamp.sec = frame_id, sec
+    msg.data = data
+    return msg
+
+
+def encoded(ext: str, image) -> bytes:
+    ok, data = cv2.imencode(ext, image)
+    assert ok
+    return data.tobytes()
+
+
+def expected_rows_of(pipeline, image, encoding):
+    dets = pipeline(image, encoding)
+    return sorted((pipeline.adapter.class_names[int(c)], round(float(s), 5),
+                   round(float((b[0] + b[2]) / 2), 3), round(float((b[1] + b[3]) / 2), 3),
+                   round(float(b[2] - b[0]), 3), round(float(b[3] - b[1]), 3))
+                  for b, s, c in zip(dets.boxes, dets.scores, dets.class_ids))
+
+
+# -- compressed payloads ------------------------------------------------------------------------
+
+def test_sixteen_bit_pngs_keep_their_high_byte(photo):
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    image, encoding = decode_compressed("mono16; png compressed ",
+                                        encoded(".png", gray.astype(np.uint16) * 256 + 200))
+    assert encoding == "mono8" and image.dtype == np.uint8
+    np.testing.assert_array_equal(image, gray)
+    image, encoding = decode_compressed("rgb16; png compressed bgr16",
+                                        encoded(".png", photo.astype(np.uint16) * 257))
+    assert encoding == "bgr8"
+    np.testing.assert_array_equal(image, photo)
+
+
+def test_broken_payloads_are_refused_with_their_reason(photo):
+    jpeg = encoded(".jpg", photo)
+    with pytest.raises(ImageConversionError, match="truncated JPEG"):
+        decode_compressed("jpeg", jpeg[: len(jpeg) // 2])
+    with pytest.raises(ImageConversionError, match="compressedDepth"):
+        decode_compressed("16UC1; compressedDepth png", b"\0" * 12 + encoded(".png", photo))
+    with pytest.raises(ImageConversionError, match="neither a readable JPEG nor PNG"):
+        decode_compressed("jpeg", np.random.default_rng(0).bytes(4000))
+    with pytest.raises(ImageConversionError, match="no data"):
+        decode_compressed("jpeg", b"")
+    # A complete JPEG with a few padding bytes after its end marker is fine.
+    image, encoding = decode_compressed("jpeg", jpeg + b"\0" * 16)
+    assert encoding == "bgr8" and image.shape == photo.shape
+
+
+def test_compressed_topic_survives_bad_payloads_and_keeps_headers(ros, photo, pipeline):
+    """Each bad payload gives no detections; each good one, including mono16 and bgr16 PNGs,
+    gives the raw frame's detections with its own stamp and frame_id."""
+    context, executor, helper, nodes = ros
+    results = collect(helper, "/detector_node/detections")
+    node = detector(context, executor, nodes, image_transport="compressed",
+                    qos_reliability="reliable")
+    pub = helper.create_publisher(CompressedImage, "image/compressed", 10)
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    jpeg = encoded(".jpg", photo)
+    good = [
+        ("mono16; png compressed ", encoded(".png", gray.astype(np.uint16) * 257), gray, "mono8"),
+        ("rgb16; png compressed bgr16", encoded(".png", photo.astype(np.uint16) * 257), photo,
+         "bgr8"),
+        ("bgr8; png compressed bgr8", encoded(".png", photo), photo, "bgr8"),
+    ]
+    bad = [("jpeg", jpeg[:-4000]), ("jpeg", b""), ("jpeg", b"\x89PNG not really"),
+           ("16UC1; compressedDepth png", b"\0" * 12 + encoded(".png", gray.astype(np.uint16)))]
+    for i, (fmt, data) in enumerate(bad):
+        before = len(results)
+        pub.publish(compressed(fmt, data, f"bad{i}", 10 + i))
+        assert not spin_until(executor, lambda: len(results) > before, 1.0), fmt
+    assert spin_until(executor, lambda: node._diagnostics.total("rejected") == len(bad), 5.0)
+    for i, (fmt, data, pixels, encoding) in enumerate(good):
+        got = publish_and_wait(executor, pub, results, compressed(fmt, data, f"good{i}", 50 + i))
+        assert (got.header.frame_id, got.header.stamp.sec) == (f"good{i}", 50 + i)
+        assert rows(got) == expected_rows_of(pipeline, pixels, encoding), fmt
+
+
+# -- capture sources ------------------------------------------------------------------------------
+
+def first_report(source: str, timeout_s: float = 10.0) -> str:
+    reports = []
+    capture = CaptureThread(source, lambda frame, stamp: None,
+                            lambda level, text: reports.append(text), stall_s=2.0)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not reports and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        capture.stop()
+    assert reports, f"nothing reported for {source!r}"
+    return reports[0]
+
+
+def test_sources_that_cannot_be_opened_say_why(tmp_path):
+    text_video = tmp_path / "notes.mp4"
+    text_video.write_text("not a video\n" * 20)
+    (tmp_path / "empty.avi").write_bytes(b"")
+    cases = {
+        str(tmp_path / "missing.avi"): "no such file",
+        str(tmp_path): "is a directory",
+        str(text_video): "not a video OpenCV can read",
+        str(tmp_path / "empty.avi"): "the file is empty",
+    }
+    if not os.path.exists("/dev/video9"):
+        cases["/dev/video9"] = "no such device /dev/video9"
+        cases["9"] = "no such device /dev/video9"
+    for source, reason in cases.items():
+        report = first_report(source)
+        assert "cannot be opened" in report and reason in report, (source, report)
+
+
+def test_captured_frames_keep_their_encoding():
+    gray = np.arange(48 * 64, dtype=np.uint8).reshape(48, 64)
+    assert frame_and_encoding(gray)[1] == "mono8"
+    image, encoding = frame_and_encoding(gray.astype(np.uint16) << 8)
+    assert encoding == "mono8" and image.dtype == np.uint8
+    np.testing.assert_array_equal(image, gray)
+    assert frame_and_encoding(np.zeros((4, 4, 4), np.uint8))[1] == "bgra8"
+    assert frame_and_encoding(np.zeros((4, 4, 3), np.uint8))[1] == "bgr8"
+
+
+def test_a_mono_captured_frame_is_detected_as_mono(ros, photo, pipeline, tmp_path):
+    """A GStreamer pipeline ending in GRAY8 gives HxW frames: detected as mono8, with the
+    capture's frame_id, and published on ~/image_raw as mono8."""
+    context, executor, helper, nodes = ros
+    results = collect(helper, "/detector_node/detections")
+    raw = collect(helper, "/detector_node/image_raw", Image)
+    node = detector(context, executor, nodes, source=str(tmp_path / "no_camera_yet.avi"),
+                    frame_id="gray_cam")
+    assert spin_until(executor, lambda: helper.count_publishers("/detector_node/image_raw") > 0
+                      and node._input._image_pub.get_subscription_count() > 0, 10.0)
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    node._input._captured(gray, 123 * 10**9)
+    assert spin_until(executor, lambda: results and raw, 20.0)
+    assert results[0].header.frame_id == "gray_cam" and results[0].header.stamp.sec == 123
+    assert rows(results[0]) == expected_rows_of(pipeline, gray, "mono8")
+    assert raw[0].encoding == "mono8" and (raw[0].width, raw[0].height) == (641, 479)
+
+
+def test_warnings_and_errors_from_one_capture_are_both_reported(ros, tmp_path):
+    """A consumer error and a source that ends come from the same node: rclpy refuses a
+    throttled log call whose severity changes, which must not end the capture thread."""
+    context, executor, helper, nodes = ros
+    node = detector(context, executor, nodes, source=str(tmp_path / "missing.avi"))
+    for level in ("warn", "error", "warn", "error"):
+        node._input._report(level, f"capture {level} report")
+
+
+def test_captured_frames_camera_info_shares_their_header(ros, video, tmp_path):
+    context, executor, helper, nodes = ros
+    path, frames = video
+    calibration = tmp_path / "front.yaml"
+    calibration.write_text(
+        "image_width: 640\nimage_height: 480\ncamera_name: front\n"
+        "camera_matrix: {rows: 3, cols: 3, data: [500, 0, 320, 0, 500, 240, 0, 0, 1]}\n"
+        "distortion_model: plumb_bob\n"
+        "distortion_coefficients: {rows: 1, cols: 5, data: [0, 0, 0, 0, 0]}\n")
+    infos = collect(helper, "/detector_node/camera_info", CameraInfo)
+    raw = collect(helper, "/detector_node/image_raw", Image)
+    diagnostics = collect(helper, "/diagnostics", DiagnosticArray)
+    detector(context, executor, nodes, source=path, frame_id="front",
+             camera_info_file=str(calibration))
+    assert spin_until(executor, lambda: len(infos) >= 3 and len(raw) >= 3, 30.0)
+    info_headers = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in infos}
+    assert any((m.header.stamp.sec, m.header.stamp.nanosec) in info_headers for m in raw)
+    assert all(m.header.frame_id == "front" for m in infos + raw)
+
+    def mismatch_reported():
+        return any(v.key == "camera_info" and "640x480" in v.value and "320x240" in v.value
+                   for array in diagnostics for s in array.status for v in s.values)
+    assert spin_until(executor, mismatch_reported, 5.0), "calibration size mismatch not reported"
+
+
+# -- whole processes --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_capturing_node_stops_quietly_while_image_raw_is_watched(ros, video, sig):
+    context, executor, helper, nodes = ros
+    path, _ = video
+    raw = collect(helper, "/detector_node/image_raw", Image)
+    proc = start_node("detector_node", "-p", f"source:={path}")
+    try:
+        wait_ready(proc, "ready:")
+        assert spin_until(executor, lambda: len(raw) >= 3, 30.0), "no captured frames published"
+        proc.send_signal(sig)
+        spin_until(executor, lambda: proc.poll() is not None, 30.0)
+        rc = proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read()
+    assert rc == 0 and stderr == "", stderr
+
+
+def test_launch_file_passes_source_and_frame_id_to_the_detector(ros, video):
+    ros2 = shutil.which("ros2")
+    if ros2 is None:
+        pytest.skip("the ros2 command line is not installed (../shared/tools/ros2_cli.sh)")
+    context, executor, helper, nodes = ros
+    path, _ = video
+    results = collect(helper, "/detector_node/detections")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id()))
+    proc = subprocess.Popen([ros2, "launch", "trt_infer_ros", "detect.launch.py",
+                             f"source:={path}", "frame_id:=launched_cam",
+                             "backend:=onnxruntime"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    try:
+        assert spin_until(executor, lambda: len(results) >= 2, 60.0), "the launched detector " \
+            "published nothing from source"
+        assert all(m.header.frame_id == "launched_cam" for m in results)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
