@@ -44,6 +44,17 @@ def test_pipeline_maps_boxes_back_through_the_letterbox(yolov8_model):
     assert abs(t.total - (t.preprocess + t.inference + t.decode + t.nms + t.postprocess)) < 1e-6
 
 
+def test_a_box_in_the_letterbox_padding_is_not_a_detection(constant_model):
+    """Clipped to the image it has no area: it is dropped, the one beside it kept."""
+    out = np.zeros((1, 4 + 3, N), np.float32)
+    out[0, :4, 5], out[0, 4, 5] = [40, 6, 10, 8], 0.95     # y 2..10: inside the top band
+    out[0, :4, 6], out[0, 5, 6] = [40, 30, 10, 8], 0.5     # inside the picture
+    pipeline = build_pipeline(constant_model({"output0": out}), backend="onnxruntime")
+    dets = pipeline(np.zeros((64, 128, 3), np.uint8), "bgr8")   # 16 px bands top and bottom
+    assert dets.class_ids.tolist() == [1]
+    np.testing.assert_allclose(dets.boxes, [[70, 20, 90, 36]], atol=1e-4)
+
+
 def test_settings_changes_apply_on_the_next_frame(yolov8_model):
     adapter = create_adapter("auto", yolov8_model)
     settings = DetectionSettings()

@@ -135,9 +135,17 @@ class Detections:
         return ok
 
     def to_source(self, transform: ImageTransform) -> "Detections":
-        """These network-input detections in source-image pixels (letterbox undone)."""
+        """These network-input detections in source-image pixels (letterbox undone); a box that
+        clipping to the image leaves without area (it lay in the padding or outside) is dropped."""
         # A rotated rectangle is not clipped: clipping its unrotated form would change its shape.
-        boxes = transform.to_source(self.boxes, clip=self.angles is None)
+        clip = self.angles is None
+        boxes = transform.to_source(self.boxes, clip=clip)
         keypoints = None if self.keypoints is None else transform.points_to_source(self.keypoints)
         masks = None if self.masks is None else self.masks.in_source(transform)
-        return replace(self, boxes=boxes, keypoints=keypoints, masks=masks)
+        result = replace(self, boxes=boxes, keypoints=keypoints, masks=masks)
+        return result.with_area() if clip else result
+
+    def with_area(self) -> "Detections":
+        """Only the rows whose box has a positive width and height."""
+        keep = (self.boxes[:, 2] > self.boxes[:, 0]) & (self.boxes[:, 3] > self.boxes[:, 1])
+        return self if keep.all() else self.select(keep)

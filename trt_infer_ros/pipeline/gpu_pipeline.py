@@ -281,6 +281,7 @@ class GpuDetectionPipeline:
             if not finite.all():
                 self.nonfinite_dropped += int(finite.size - np.count_nonzero(finite))
                 result = result.select(finite)
+            result = result.with_area()     # as Detections.to_source leaves the CPU decode's
         else:
             result = self._decode_on_cpu(frame.host_outputs(), frame.transform)
         t3 = time.perf_counter()
