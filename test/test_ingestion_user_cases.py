@@ -145,6 +145,8 @@ def test_sources_that_cannot_be_opened_say_why(tmp_path):
         str(text_video): "not a video OpenCV can read",
         str(tmp_path / "empty.avi"): "the file is empty",
     }
+    if not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
+        cases["videotestsrc ! videoconvert ! appsink"] = "built without GStreamer"
     if not os.path.exists("/dev/video9"):
         cases["/dev/video9"] = "no such device /dev/video9"
         cases["9"] = "no such device /dev/video9"

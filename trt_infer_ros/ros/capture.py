@@ -84,11 +84,23 @@ def why_unopenable(source: str) -> str:
     if kind == "V4L2 device":
         return _why_device_unopenable(f"/dev/video{source}" if source.isdigit() else source)
     if kind == "GStreamer pipeline":
-        return ("the pipeline does not start (this OpenCV has no GStreamer support, or the "
-                "pipeline fails: try it with gst-launch-1.0)")
+        return _why_pipeline_unopenable()
     if kind == "stream URL":
         return "the stream does not answer or refuses the connection"
     return _why_file_unopenable(source)
+
+
+def _why_pipeline_unopenable() -> str:
+    import cv2
+
+    try:
+        has_gstreamer = cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER)
+    except (AttributeError, cv2.error):
+        has_gstreamer = True            # cannot tell: blame the pipeline
+    if not has_gstreamer:
+        return ("this OpenCV is built without GStreamer (the pip wheels are); use an OpenCV "
+                "built with it, such as Ubuntu's python3-opencv")
+    return "the pipeline does not start (try it with gst-launch-1.0)"
 
 
 def _why_device_unopenable(path: str) -> str:

@@ -137,6 +137,7 @@ class FrameInput:
         self._worker = worker
         self._diagnostics = diagnostics
         self._capture = None
+        params = dict(params, source=params["source"].strip())    # "source:= 0" from a shell
         self._warn_unused_parameters(params)
         if params["source"]:
             self._start_capture(params)
@@ -157,8 +158,10 @@ class FrameInput:
         unused = [name for name, default in (("frame_id", "camera"), ("camera_info_file", ""))
                   if not params["source"] and params[name] != default]
         if unused:
-            log.warning(f"{' and '.join(unused)} apply only to captured frames (source) and are "
-                        "ignored: subscribed frames keep their own header")
+            verbs = "apply only to captured frames (source) and are" if len(unused) > 1 else \
+                "applies only to captured frames (source) and is"
+            log.warning(f"{' and '.join(unused)} {verbs} ignored: subscribed frames keep their "
+                        "own header")
 
     def _start_capture(self, params: dict) -> None:
         self._frame_id = params["frame_id"]
