@@ -210,11 +210,28 @@ def test_captured_frames_camera_info_shares_their_header(ros, video, tmp_path):
     info_headers = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in infos}
     assert any((m.header.stamp.sec, m.header.stamp.nanosec) in info_headers for m in raw)
     assert all(m.header.frame_id == "front" for m in infos + raw)
+    # No projection_matrix in the file: P is K with a zero fourth column.
+    assert list(infos[0].p) == [500, 0, 320, 0, 0, 500, 240, 0, 0, 0, 1, 0]
+    assert list(infos[0].k) == [500, 0, 320, 0, 500, 240, 0, 0, 1]
 
     def mismatch_reported():
         return any(v.key == "camera_info" and "640x480" in v.value and "320x240" in v.value
                    for array in diagnostics for s in array.status for v in s.values)
     assert spin_until(executor, mismatch_reported, 5.0), "calibration size mismatch not reported"
+
+
+def test_calibration_files_that_are_not_calibrations_are_refused(tmp_path):
+    from trt_infer_ros.ros.capture import camera_info_from_file
+
+    cases = {"- 1\n- 2\n": "a YAML mapping",
+             "image_width: 640\nimage_height: 480\n": "has no 'camera_matrix'",
+             "image_width: 640\nimage_height: 480\ncamera_matrix: {data: [1, 2, 3]}\n":
+                 "camera_matrix has 3 numbers, not 9"}
+    for text, reason in cases.items():
+        path = tmp_path / "calibration.yaml"
+        path.write_text(text)
+        with pytest.raises(ValueError, match=reason):
+            camera_info_from_file(str(path))
 
 
 # -- whole processes --------------------------------------------------------------------------

@@ -270,7 +270,8 @@ class CaptureThread:
 
 def camera_info_from_file(path: str):
     """A sensor_msgs/CameraInfo from a camera_calibration_parsers YAML file (the format
-    camera_calibration writes): image size, camera_name, K, D, R, P, distortion model."""
+    camera_calibration writes): image size, camera_name, K, D, R, P, distortion model. Without
+    a projection_matrix, P is K with a zero fourth column (a monocular camera)."""
     import yaml
     from sensor_msgs.msg import CameraInfo
 
@@ -279,20 +280,34 @@ def camera_info_from_file(path: str):
             data = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as err:
         raise ValueError(f"camera_info_file {path!r} cannot be read: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"camera_info_file {path!r} is not a camera calibration file (a YAML "
+                         "mapping with image_width, image_height, camera_matrix, ...)")
     try:
+        k = _matrix(data, "camera_matrix", 9)
         info = CameraInfo(width=int(data["image_width"]), height=int(data["image_height"]),
                           distortion_model=str(data.get("distortion_model", "plumb_bob")))
-        info.k = [float(v) for v in data["camera_matrix"]["data"]]
-        info.d = [float(v) for v in data.get("distortion_coefficients", {}).get("data", [])]
-        info.r = [float(v) for v in data.get("rectification_matrix", {}).get(
-            "data", [1, 0, 0, 0, 1, 0, 0, 0, 1])]
-        info.p = [float(v) for v in data["projection_matrix"]["data"]] \
-            if "projection_matrix" in data else info.k[:3] + [0.0] + info.k[3:6] + [0.0] + \
-            info.k[6:9] + [0.0]
-    except (KeyError, TypeError, ValueError, AssertionError) as err:
-        raise ValueError(f"camera_info_file {path!r} is not a camera calibration file "
-                         f"(image_width, image_height, camera_matrix, ...): {err!r}") from None
+        info.k = k
+        info.d = [float(v) for v in (data.get("distortion_coefficients") or {}).get("data", [])]
+        info.r = (_matrix(data, "rectification_matrix", 9) if "rectification_matrix" in data
+                  else [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+        info.p = (_matrix(data, "projection_matrix", 12) if "projection_matrix" in data
+                  else k[0:3] + [0.0] + k[3:6] + [0.0] + k[6:9] + [0.0])
+    except KeyError as err:
+        raise ValueError(f"camera_info_file {path!r} is not a camera calibration file: it "
+                         f"has no {err}") from None
+    except (TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"camera_info_file {path!r} is not a camera calibration file: "
+                         f"{err}") from None
     return info
+
+
+def _matrix(data: dict, key: str, count: int) -> list:
+    """The `count` numbers of the calibration file's matrix `key` (its `data` list)."""
+    values = [float(v) for v in data[key]["data"]]
+    if len(values) != count:
+        raise ValueError(f"{key} has {len(values)} numbers, not {count}")
+    return values
 
 
 def file_frame_period(capture, source: str) -> float:
