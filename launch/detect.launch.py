@@ -16,7 +16,7 @@ the detector arguments below override it only when given (non-empty).
 """
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -51,7 +51,12 @@ def _detector(context):
     source = LaunchConfiguration("source").perform(context)
     if source and not replayed:
         parameters["source"] = source
-    return [Node(package="trt_infer_ros", executable="detector_node", name="detector_node",
+    notes = []
+    if replayed and parameters.get("image_transport") == "compressed":
+        notes.append(LogInfo(msg="image_source_node publishes raw frames only: with "
+                                 "image_transport:=compressed the detector waits for another "
+                                 "publisher on <camera_topic>/compressed"))
+    return notes + [Node(package="trt_infer_ros", executable="detector_node", name="detector_node",
                  output="screen",
                  parameters=[LaunchConfiguration("params_file"), parameters],
                  remappings=[("image", LaunchConfiguration("camera_topic"))])]
