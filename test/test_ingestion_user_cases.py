@@ -192,6 +192,14 @@ def test_warnings_and_errors_from_one_capture_are_both_reported(ros, tmp_path):
         node._input._report(level, f"capture {level} report")
 
 
+def test_a_source_typed_with_spaces_is_captured(ros, video):
+    context, executor, helper, nodes = ros
+    path, _ = video
+    results = collect(helper, "/detector_node/detections")
+    node = detector(context, executor, nodes, source=f"  {path} ")
+    assert spin_until(executor, lambda: len(results) >= 1, 30.0), node._input.capture_state
+
+
 def test_captured_frames_camera_info_shares_their_header(ros, video, tmp_path):
     context, executor, helper, nodes = ros
     path, frames = video

@@ -66,6 +66,8 @@ def declare_detector_parameters(node, specs=DETECTOR_PARAMETERS) -> dict:
         raise ValueError(f"device {p['device']!r} is not a device name: use CPU, CUDA, CUDA:<n>, "
                          "DLA0 or DLA1, or leave it empty to let the backend choose")
     p["input_size"] = parse_input_size(p.get("input_size", ""))
+    if "source" in p:
+        p["source"] = p["source"].strip()       # "source:= /dev/video0" as typed in a shell
     if not p["model_path"]:
         p["model_path"] = str(default_model_path())
     check_model_file(p["model_path"])

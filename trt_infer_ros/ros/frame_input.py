@@ -137,7 +137,6 @@ class FrameInput:
         self._worker = worker
         self._diagnostics = diagnostics
         self._capture = None
-        params = dict(params, source=params["source"].strip())    # "source:= 0" from a shell
         self._warn_unused_parameters(params)
         if params["source"]:
             self._start_capture(params)
