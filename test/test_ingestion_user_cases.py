@@ -192,6 +192,29 @@ def test_warnings_and_errors_from_one_capture_are_both_reported(ros, tmp_path):
         node._input._report(level, f"capture {level} report")
 
 
+def test_diagnostics_show_the_capture_as_it_is_now(ros, photo, tmp_path):
+    """A camera file that appears after the node started: /diagnostics says why it cannot be
+    opened, then that it is capturing, not the old problem."""
+    context, executor, helper, nodes = ros
+    path = str(tmp_path / "ten_seconds.avi")       # long enough to be seen playing
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for _ in range(100):
+        writer.write(cv2.resize(photo, (320, 240)))
+    writer.release()
+    later = tmp_path / "later.avi"
+    diagnostics = collect(helper, "/diagnostics", DiagnosticArray)
+    detector(context, executor, nodes, source=str(later))
+
+    def capture_value():
+        values = [v.value for array in diagnostics[-1:] for s in array.status for v in s.values
+                  if v.key == "capture"]
+        return values[0] if values else ""
+    assert spin_until(executor, lambda: "no such file" in capture_value(), 10.0), \
+        capture_value()
+    shutil.copy(path, later)
+    assert spin_until(executor, lambda: capture_value() == "capturing", 15.0), capture_value()
+
+
 def test_a_source_typed_with_spaces_is_captured(ros, video):
     context, executor, helper, nodes = ros
     path, _ = video

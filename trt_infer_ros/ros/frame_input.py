@@ -167,6 +167,7 @@ class FrameInput:
         self._camera_info = (camera_info_from_file(params["camera_info_file"])
                              if params["camera_info_file"] else None)
         self._checked_size = None
+        self._trouble_shown = False     # /diagnostics shows a capture problem not yet over
         # Reliable depth 1, as a camera driver's raw topic: late is worse than skipped.
         self._image_pub = self._node.create_publisher(Image, "~/image_raw",
                                                       image_qos("reliable", 1))
@@ -176,12 +177,16 @@ class FrameInput:
                                       clock_ns=lambda: clock.now().nanoseconds)
         self.description = f"{describe(params['source'])} {params['source']!r} (in process)"
         self._diagnostics.set_value("source", self.description)
+        self._diagnostics.set_value("capture", "opening")
 
     def _captured(self, frame, stamp_ns: int) -> None:
         """One frame from the capture thread: to the worker, and to ~/image_raw and
         ~/camera_info for their subscribers."""
         if not self._node.context.ok():
             return                  # shutting down: the publishers are going away
+        if self._trouble_shown:         # frames flow again: the last problem is over
+            self._trouble_shown = False
+            self._diagnostics.set_value("capture", "capturing")
         image, encoding = frame_and_encoding(frame)
         header = Header(stamp=stamp_of(stamp_ns), frame_id=self._frame_id)
         self._worker.put(Frame(image, encoding, header))
@@ -214,6 +219,7 @@ class FrameInput:
             self._node.get_logger().warning(text)
 
     def _report(self, level: str, text: str) -> None:
+        self._trouble_shown = True
         self._diagnostics.set_value("capture", text)
         logger = self._node.get_logger()
         # One call site per severity: rclpy refuses a throttled call site whose level changes.
