@@ -103,10 +103,14 @@ def decode_compressed(fmt: str, data) -> tuple[np.ndarray, str]:
 JPEG_END = b"\xff\xd9"
 
 
+JPEG_TAIL = 4096    # padding some cameras append after the end marker; entropy-coded data
+                    # never holds the marker's bytes, so a cut-off image has none in its tail
+
+
 def jpeg_truncated(data) -> bool:
-    """Whether a JPEG lacks its end-of-image marker near the end (a few padding bytes after it
-    are allowed): OpenCV may decode such a frame with grey rows instead of refusing it."""
-    return JPEG_END not in bytes(data[-64:])
+    """Whether a JPEG lacks its end-of-image marker near the end: OpenCV may decode such a
+    frame with grey rows instead of refusing it."""
+    return JPEG_END not in bytes(data[-JPEG_TAIL:])
 
 
 def compressed_topic(node, base: str = "image") -> str:
