@@ -79,8 +79,10 @@ def test_broken_payloads_are_refused_with_their_reason(photo):
     jpeg = encoded(".jpg", photo)
     with pytest.raises(ImageConversionError, match="truncated JPEG"):
         decode_compressed("jpeg", jpeg[: len(jpeg) // 2])
-    with pytest.raises(ImageConversionError, match="compressedDepth"):
+    with pytest.raises(ImageConversionError, match="is a depth map"):
         decode_compressed("16UC1; compressedDepth png", b"\0" * 12 + encoded(".png", photo))
+    with pytest.raises(ImageConversionError, match="is a depth map"):
+        decode_compressed("16UC1; png compressed ", encoded(".png", photo.astype(np.uint16)))
     with pytest.raises(ImageConversionError, match="neither a readable JPEG nor PNG"):
         decode_compressed("jpeg", np.random.default_rng(0).bytes(4000))
     with pytest.raises(ImageConversionError, match="no data"):

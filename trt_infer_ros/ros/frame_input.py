@@ -77,10 +77,9 @@ def decode_compressed(fmt: str, data) -> tuple[np.ndarray, str]:
     buffer = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) else data
     if buffer.size == 0:
         raise ImageConversionError("compressed image with no data")
-    if "compresseddepth" in fmt.lower().replace(" ", ""):
-        raise ImageConversionError(f"compressed image ({fmt}) is a compressedDepth depth map, "
-                                   "not a camera image; subscribe to the camera's colour or "
-                                   "mono topic")
+    if is_depth_format(fmt):
+        raise ImageConversionError(f"compressed image ({fmt}) is a depth map, not a camera "
+                                   "image; subscribe to the camera's colour or mono topic")
     if is_jpeg(buffer) and jpeg_truncated(buffer):
         raise ImageConversionError(f"compressed image ({fmt or 'no format'}) is a truncated "
                                    f"JPEG ({buffer.size} bytes, no end-of-image marker)")
@@ -98,6 +97,16 @@ def decode_compressed(fmt: str, data) -> tuple[np.ndarray, str]:
     if channels == 4:
         return image, "rgba8" if encoded == "rgba8" else "bgra8"
     raise ImageConversionError(f"compressed image with {channels} channels")
+
+
+DEPTH_ENCODINGS = ("16uc1", "32fc1")     # what depth cameras and depth_image_proc publish
+
+
+def is_depth_format(fmt: str) -> bool:
+    """Whether a CompressedImage format names a depth map: compressed_depth_image_transport's
+    "...; compressedDepth ..." or a 16UC1 / 32FC1 source encoding."""
+    text = fmt.lower()
+    return "compresseddepth" in text or text.split(";")[0].strip() in DEPTH_ENCODINGS
 
 
 JPEG_END = b"\xff\xd9"
