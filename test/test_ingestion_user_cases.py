@@ -122,6 +122,33 @@ def test_compressed_topic_survives_bad_payloads_and_keeps_headers(ros, photo, pi
         assert rows(got) == expected_rows_of(pipeline, pixels, encoding), fmt
 
 
+def sixteen_bit_image(pixels, encoding: str, big_endian: bool, frame_id: str) -> Image:
+    """A 16-bit Image of 8-bit `pixels` (value * 256 + 100: the low byte must not matter),
+    with 6 bytes of padding at the end of each row."""
+    words = pixels.astype(np.uint16) * 256 + 100
+    rows = words.reshape(pixels.shape[0], -1).astype(">u2" if big_endian else "<u2")
+    padded = np.concatenate([rows.view(np.uint8), np.zeros((rows.shape[0], 6), np.uint8)], 1)
+    msg = Image(height=pixels.shape[0], width=pixels.shape[1], encoding=encoding,
+                is_bigendian=int(big_endian), step=padded.shape[1])
+    msg.header.frame_id = frame_id
+    msg.data = padded.tobytes()
+    return msg
+
+
+def test_sixteen_bit_raw_images_are_detected_on_their_high_byte(ros, photo, pipeline):
+    context, executor, helper, nodes = ros
+    results = collect(helper, "/detector_node/detections")
+    detector(context, executor, nodes, qos_reliability="reliable")
+    pub = helper.create_publisher(Image, "image", 1)
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    for pixels, encoding, want_encoding, big_endian in [(gray, "mono16", "mono8", False),
+                                                        (photo, "bgr16", "bgr8", True)]:
+        msg = sixteen_bit_image(pixels, encoding, big_endian, encoding)
+        got = publish_and_wait(executor, pub, results, msg)
+        assert got.header.frame_id == encoding
+        assert rows(got) == expected_rows_of(pipeline, pixels, want_encoding), encoding
+
+
 # -- capture sources ------------------------------------------------------------------------------
 
 def first_report(source: str, timeout_s: float = 10.0) -> str:

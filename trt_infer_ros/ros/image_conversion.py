@@ -39,6 +39,35 @@ def image_to_array(msg) -> np.ndarray:
     return view
 
 
+SIXTEEN_BIT = {"mono16": "mono8", "bgr16": "bgr8", "rgb16": "rgb8", "bgra16": "bgra8",
+               "rgba16": "rgba8"}     # 16-bit encodings and the 8-bit ones they are read as
+
+
+def image_to_8bit(msg) -> tuple[np.ndarray, str]:
+    """Pixels and encoding of an Image for the model: a zero-copy view for 8-bit encodings
+    (image_to_array); a 16-bit one (mono16, bgr16, ...) keeps its high byte (a copy), as
+    cv_bridge converts mono16 to mono8."""
+    encoding = msg.encoding.lower()
+    if encoding not in SIXTEEN_BIT:
+        return image_to_array(msg), encoding
+    eight_bit = SIXTEEN_BIT[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f"image has zero size ({width}x{height})")
+    channels = CHANNELS[eight_bit]
+    if step < width * channels * 2 or step % 2:
+        raise ImageConversionError(f"step {step} does not hold {width} {encoding} pixels "
+                                   f"({width * channels * 2} bytes)")
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    if buffer.size < step * height:
+        raise ImageConversionError(
+            f"data holds {buffer.size} bytes, step x height needs {step * height}")
+    words = buffer[:step * height].view(">u2" if msg.is_bigendian else "<u2")
+    rows = words.reshape(height, step // 2)[:, :width * channels]
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    return to_uint8(rows.astype(np.uint16).reshape(shape)), eight_bit
+
+
 def to_uint8(array: np.ndarray) -> np.ndarray:
     """8-bit pixels of an 8- or 16-bit image: a 16-bit one (mono16 or bgr16 PNG, a GRAY16
     camera) keeps its high byte, the scaling cv_bridge's mono16 -> mono8 conversion uses."""
