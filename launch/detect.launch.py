@@ -2,10 +2,12 @@
 as that camera.
 
   ros2 launch trt_infer_ros detect.launch.py camera_topic:=/camera/image_raw
-  ros2 launch trt_infer_ros detect.launch.py camera_topic:=/camera/image_raw image_transport:=compressed
+  ros2 launch trt_infer_ros detect.launch.py camera_topic:=/camera/image_raw
+      image_transport:=compressed
   ros2 launch trt_infer_ros detect.launch.py source:=/dev/video0 frame_id:=front_camera
   ros2 launch trt_infer_ros detect.launch.py start_source:=true
-  ros2 launch trt_infer_ros detect.launch.py model_path:=/models/yolov8n.onnx qos_reliability:=reliable
+  ros2 launch trt_infer_ros detect.launch.py model_path:=/models/yolov8n.onnx
+      qos_reliability:=reliable
 
 `source` is captured by detector_node itself (a V4L2 device, GStreamer pipeline, video file or
 RTSP URL), unless start_source:=true: then image_source_node replays it (a directory of images or

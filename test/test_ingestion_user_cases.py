@@ -20,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
 from ros_harness import domain_id, spin_until  # noqa: E402
 from test_ros_detector import IMAGES, collect, detector, publish_and_wait, ros  # noqa: E402,F401
-from test_ros_input import expected_rows, rows, video  # noqa: E402,F401
+from test_ros_input import rows, video  # noqa: E402,F401
 from test_ros_processes import start_node, wait_ready  # noqa: E402
 from trt_infer_ros.pipeline.detector import build_pipeline  # noqa: E402
 from trt_infer_ros.resources import default_model_path  # noqa: E402
