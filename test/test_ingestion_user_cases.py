@@ -15,7 +15,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (run scripts/test.sh)")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs not built (run scripts/setup_env.sh)")
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
 from ros_harness import domain_id, spin_until  # noqa: E402
@@ -239,10 +239,18 @@ def test_diagnostics_show_the_capture_as_it_is_now(ros, photo, tmp_path):
         values = [v.value for array in diagnostics[-1:] for s in array.status for v in s.values
                   if v.key == "capture"]
         return values[0] if values else ""
+
+    def level_and_reason():
+        statuses = [s for array in diagnostics[-1:] for s in array.status]
+        return (statuses[0].level, statuses[0].message) if statuses else (None, "")
     assert spin_until(executor, lambda: "no such file" in capture_value(), 10.0), \
         capture_value()
+    level, reason = level_and_reason()
+    assert level == DiagnosticStatus.WARN and "no such file" in reason, (level, reason)
     shutil.copy(path, later)
     assert spin_until(executor, lambda: capture_value() == "capturing", 15.0), capture_value()
+    assert spin_until(executor, lambda: level_and_reason()[0] == DiagnosticStatus.OK, 5.0), \
+        level_and_reason()
 
 
 def test_a_source_typed_with_spaces_is_captured(ros, video):
@@ -276,8 +284,11 @@ def test_captured_frames_camera_info_shares_their_header(ros, video, tmp_path):
     assert list(infos[0].k) == [500, 0, 320, 0, 500, 240, 0, 0, 1]
 
     def mismatch_reported():
-        return any(v.key == "camera_info" and "640x480" in v.value and "320x240" in v.value
-                   for array in diagnostics for s in array.status for v in s.values)
+        statuses = [s for array in diagnostics for s in array.status]
+        return (any(v.key == "camera_info" and "640x480" in v.value and "320x240" in v.value
+                    for s in statuses for v in s.values)
+                and any(s.level == DiagnosticStatus.WARN and "camera_info_file" in s.message
+                        for s in statuses))
     assert spin_until(executor, mismatch_reported, 5.0), "calibration size mismatch not reported"
 
 

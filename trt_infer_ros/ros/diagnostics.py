@@ -53,6 +53,7 @@ class NodeDiagnostics:
         self._last_publish = time.monotonic()
         self._last_processed = time.monotonic()
         self._extra: dict[str, str] = {}
+        self._problems: dict[str, str] = {}     # conditions that hold the level at WARN
         self._publisher = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._timer = node.create_timer(period_s, self.publish)
         self._summary_timer = node.create_timer(summary_period_s, self.log_summary)
@@ -106,6 +107,15 @@ class NodeDiagnostics:
         with self._lock:
             self._extra[key] = str(value)
 
+    def set_problem(self, key: str, text: Optional[str]) -> None:
+        """A condition (a source that cannot be opened, a calibration for another size) that
+        makes the level WARN with `text` as the reason while it lasts; None: it is over."""
+        with self._lock:
+            if text is None:
+                self._problems.pop(key, None)
+            else:
+                self._problems[key] = text
+
     # -- the timer --------------------------------------------------------------------------------
     def publish(self) -> None:
         try:
@@ -129,9 +139,11 @@ class NodeDiagnostics:
                 self._samples.popleft()
             samples = [s for _, s in self._samples]
             stalled_s = now - self._last_processed
-            extra = dict(self._extra)
+            extra, problems = dict(self._extra), list(self._problems.values())
         rate_in, rate_out = period["in"] / elapsed, period["processed"] / elapsed
         level, reason = self._level(rate_in, rate_out, period, stalled_s)
+        if problems and level == DiagnosticStatus.OK:
+            level, reason = DiagnosticStatus.WARN, "; ".join(problems)
         values = [("input rate (Hz)", f"{rate_in:.2f}"), ("output rate (Hz)", f"{rate_out:.2f}")]
         values += [(f"frames {name}", str(total[name])) for name in self._counters]
         values += [(f"frames {name} (last period)", str(period[name]))

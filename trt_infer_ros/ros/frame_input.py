@@ -200,6 +200,7 @@ class FrameInput:
         if self._trouble_shown:         # frames flow again: the last problem is over
             self._trouble_shown = False
             self._diagnostics.set_value("capture", "capturing")
+            self._diagnostics.set_problem("capture", None)
         image, encoding = frame_and_encoding(frame)
         header = Header(stamp=stamp_of(stamp_ns), frame_id=self._frame_id)
         self._worker.put(Frame(image, encoding, header))
@@ -229,11 +230,15 @@ class FrameInput:
             text = (f"camera_info_file is for {info.width}x{info.height} images but the source "
                     f"delivers {width}x{height}; ~/camera_info is published as the file says")
             self._diagnostics.set_value("camera_info", text)
+            self._diagnostics.set_problem("camera_info", text)
             self._node.get_logger().warning(text)
+        else:
+            self._diagnostics.set_problem("camera_info", None)
 
     def _report(self, level: str, text: str) -> None:
         self._trouble_shown = True
         self._diagnostics.set_value("capture", text)
+        self._diagnostics.set_problem("capture", text)
         logger = self._node.get_logger()
         # One call site per severity: rclpy refuses a throttled call site whose level changes.
         if level == "error":

@@ -60,6 +60,8 @@ class ImageSourceNode(Node):
         try:
             self._publish_one()
         except Exception as err:            # a timer callback must never end the node
+            if not self.context.ok():
+                return                      # shutting down: the publisher went before the timer
             self._diagnostics.count("rejected")
             self.get_logger().error(f"frame not published: {err!r}", throttle_duration_sec=5.0)
 
