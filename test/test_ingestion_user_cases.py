@@ -149,6 +149,26 @@ def test_sixteen_bit_raw_images_are_detected_on_their_high_byte(ros, photo, pipe
         assert rows(got) == expected_rows_of(pipeline, pixels, want_encoding), encoding
 
 
+def test_yuv422_and_bayer_camera_frames_are_detected(ros, photo, pipeline):
+    """What usb_cam (yuv422_yuy2) and machine-vision drivers (bayer_rggb8) publish: the node
+    detects on the frame converted to bgr8 (the conversion itself: test_camera_encodings)."""
+    from test_camera_encodings import message, mosaic, packed_yuv422
+    from trt_infer_ros.ros.image_conversion import image_for_model
+
+    context, executor, helper, nodes = ros
+    results = collect(helper, "/detector_node/detections")
+    detector(context, executor, nodes, qos_reliability="reliable")
+    pub = helper.create_publisher(Image, "image", 1)
+    even = photo[:, :640]                              # YUV 4:2:2 pairs pixels
+    for msg in (message(packed_yuv422(even, "yuyv"), "yuv422_yuy2", 4),
+                message(mosaic(photo, "rggb"), "bayer_rggb8")):
+        msg.header.frame_id = msg.encoding
+        got = publish_and_wait(executor, pub, results, msg)
+        assert got.header.frame_id == msg.encoding
+        want = expected_rows_of(pipeline, image_for_model(msg)[0], "bgr8")
+        assert want and rows(got) == want, msg.encoding
+
+
 # -- capture sources ------------------------------------------------------------------------------
 
 def first_report(source: str, timeout_s: float = 10.0) -> str:

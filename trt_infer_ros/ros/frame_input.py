@@ -22,7 +22,7 @@ from trt_infer_ros.cuda.jpeg_decoder import is_jpeg
 from trt_infer_ros.ros.capture import (CaptureThread, camera_info_from_file, describe,
                                        frame_and_encoding, stamp_of)
 from trt_infer_ros.ros.image_conversion import (ImageConversionError, array_to_image,
-                                                image_to_8bit, to_uint8)
+                                                image_for_model, to_uint8)
 from trt_infer_ros.ros.parameters import ParamSpec
 from trt_infer_ros.ros.qos import image_qos
 
@@ -47,7 +47,7 @@ def frame_from(msg, keep_jpeg: bool = False) -> Frame:
             return Frame(None, "bgr8", msg.header, (msg.format, msg.data))
         image, encoding = decode_compressed(msg.format, msg.data)
         return Frame(image, encoding, msg.header)
-    return Frame(*image_to_8bit(msg), msg.header)
+    return Frame(*image_for_model(msg), msg.header)
 
 
 def detect(pipeline, frame: Frame):

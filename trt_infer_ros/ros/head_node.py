@@ -29,7 +29,7 @@ from trt_infer_ros.ros.diagnostics import NodeDiagnostics
 from trt_infer_ros.ros.feature_messages import payload
 from trt_infer_ros.ros.feature_qos import FEATURES_QOS, INLINE_REQUEST_SUFFIX
 from trt_infer_ros.ros.frame_worker import FrameWorker
-from trt_infer_ros.ros.image_conversion import image_to_array
+from trt_infer_ros.ros.image_conversion import image_for_model
 from trt_infer_ros.ros.live_tuning import LiveTuning
 from trt_infer_ros.ros.parameters import help_text
 from trt_infer_ros.ros.qos import image_qos
@@ -110,8 +110,7 @@ class HeadNode(Node):
         header.frame_id = bundle.frame_id
         image = self._images.get(bundle.stamp, bundle.frame_id) if self._image_sub else None
         if image is not None:
-            self._output.publish(detections, header, image_to_array(image),
-                                 image.encoding.lower())
+            self._output.publish(detections, header, *image_for_model(image))
         else:
             self._output.publish(detections, header)
         self._diagnostics.frame_done({"head": (computed - start) * 1e3,

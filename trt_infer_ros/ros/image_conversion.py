@@ -14,58 +14,89 @@ class ImageConversionError(ValueError):
     """A message that cannot be read as an image; the message says what is wrong."""
 
 
+def _pixel_rows(msg, bytes_per_pixel: int) -> np.ndarray:
+    """A read-only H x (width * bytes_per_pixel) uint8 view on the pixels of `msg`'s rows,
+    after checking its size, step and data length."""
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f"image has zero size ({width}x{height})")
+    row_bytes = width * bytes_per_pixel
+    if step < row_bytes:
+        raise ImageConversionError(
+            f"step {step} is shorter than width x bytes per pixel = {row_bytes}")
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    # The last row only needs row_bytes, but ROS requires step*height.
+    if buffer.size < step * height:
+        raise ImageConversionError(
+            f"data holds {buffer.size} bytes, step x height needs {step * height}")
+    rows = np.ndarray(shape=(height, row_bytes), dtype=np.uint8, buffer=buffer,
+                      strides=(step, 1))
+    rows.flags.writeable = False
+    return rows
+
+
 def image_to_array(msg) -> np.ndarray:
     """A read-only HxWxC (HxW for mono8) uint8 view on `msg.data`, honouring `msg.step`."""
     encoding = msg.encoding.lower()
     if encoding not in CHANNELS:
         raise ImageConversionError(
             f"unsupported encoding {msg.encoding!r}; supported: {', '.join(CHANNELS)}")
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise ImageConversionError(f"image has zero size ({width}x{height})")
     channels = CHANNELS[encoding]
-    if step < width * channels:
-        raise ImageConversionError(
-            f"step {step} is shorter than width x channels = {width * channels}")
-    buffer = np.frombuffer(msg.data, dtype=np.uint8)
-    # The last row only needs width*channels bytes, but ROS requires step*height.
-    if buffer.size < step * height:
-        raise ImageConversionError(
-            f"data holds {buffer.size} bytes, step x height needs {step * height}")
-    shape = (height, width, channels) if channels > 1 else (height, width)
-    strides = (step, channels, 1) if channels > 1 else (step, 1)
-    view = np.ndarray(shape=shape, dtype=np.uint8, buffer=buffer, strides=strides)
-    view.flags.writeable = False
-    return view
+    rows = _pixel_rows(msg, channels)
+    return rows.reshape(rows.shape[0], -1, channels) if channels > 1 else rows
 
 
 SIXTEEN_BIT = {"mono16": "mono8", "bgr16": "bgr8", "rgb16": "rgb8", "bgra16": "bgra8",
                "rgba16": "rgba8"}     # 16-bit encodings and the 8-bit ones they are read as
+# Camera encodings OpenCV converts to bgr8, with the codes cv_bridge uses: ROS names a Bayer
+# pattern by its top-left 2x2 block, OpenCV by the second row's middle pair.
+TO_BGR = {"yuv422": "COLOR_YUV2BGR_UYVY", "uyvy": "COLOR_YUV2BGR_UYVY",
+          "yuv422_yuy2": "COLOR_YUV2BGR_YUYV", "yuyv": "COLOR_YUV2BGR_YUYV",
+          "bayer_rggb8": "COLOR_BayerBG2BGR", "bayer_bggr8": "COLOR_BayerRG2BGR",
+          "bayer_gbrg8": "COLOR_BayerGR2BGR", "bayer_grbg8": "COLOR_BayerGB2BGR"}
+BAYER_16 = {f"bayer_{p}16": f"bayer_{p}8" for p in ("rggb", "bggr", "gbrg", "grbg")}
+SUPPORTED = tuple(CHANNELS) + tuple(SIXTEEN_BIT) + tuple(TO_BGR) + tuple(BAYER_16)
 
 
-def image_to_8bit(msg) -> tuple[np.ndarray, str]:
-    """Pixels and encoding of an Image for the model: a zero-copy view for 8-bit encodings
-    (image_to_array); a 16-bit one (mono16, bgr16, ...) keeps its high byte (a copy), as
-    cv_bridge converts mono16 to mono8."""
+def image_for_model(msg) -> tuple[np.ndarray, str]:
+    """Pixels and encoding of an Image for the model: a zero-copy view for the 8-bit encodings
+    the pipeline reads (image_to_array); otherwise a copy converted as cv_bridge converts:
+    a 16-bit image keeps its high byte (mono16 -> mono8), YUV 4:2:2 and Bayer frames become
+    bgr8."""
     encoding = msg.encoding.lower()
-    if encoding not in SIXTEEN_BIT:
+    if encoding in CHANNELS:
         return image_to_array(msg), encoding
-    eight_bit = SIXTEEN_BIT[encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise ImageConversionError(f"image has zero size ({width}x{height})")
-    channels = CHANNELS[eight_bit]
-    if step < width * channels * 2 or step % 2:
-        raise ImageConversionError(f"step {step} does not hold {width} {encoding} pixels "
-                                   f"({width * channels * 2} bytes)")
-    buffer = np.frombuffer(msg.data, dtype=np.uint8)
-    if buffer.size < step * height:
-        raise ImageConversionError(
-            f"data holds {buffer.size} bytes, step x height needs {step * height}")
-    words = buffer[:step * height].view(">u2" if msg.is_bigendian else "<u2")
-    rows = words.reshape(height, step // 2)[:, :width * channels]
-    shape = (height, width, channels) if channels > 1 else (height, width)
-    return to_uint8(rows.astype(np.uint16).reshape(shape)), eight_bit
+    if encoding in SIXTEEN_BIT:
+        eight_bit = SIXTEEN_BIT[encoding]
+        return _high_bytes(msg, CHANNELS[eight_bit]), eight_bit
+    if encoding in BAYER_16:
+        return _to_bgr(_high_bytes(msg, 1), BAYER_16[encoding]), "bgr8"
+    if encoding in TO_BGR:
+        pixel_bytes = 2 if encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv") else 1
+        rows = _pixel_rows(msg, pixel_bytes)
+        if pixel_bytes == 2:
+            if msg.width % 2:
+                raise ImageConversionError(
+                    f"{encoding} pairs pixels, so its width must be even, not {msg.width}")
+            rows = rows.reshape(rows.shape[0], -1, 2)
+        return _to_bgr(rows, encoding), "bgr8"
+    raise ImageConversionError(
+        f"unsupported encoding {msg.encoding!r}; supported: {', '.join(SUPPORTED)}")
+
+
+def _high_bytes(msg, channels: int) -> np.ndarray:
+    """The high byte of each 16-bit sample of `msg` (either byte order), HxW or HxWxC."""
+    if int(msg.step) % 2:
+        raise ImageConversionError(f"step {msg.step} is odd for 16-bit {msg.encoding} pixels")
+    rows = _pixel_rows(msg, 2 * channels)
+    samples = np.ascontiguousarray(rows).view(">u2" if msg.is_bigendian else "<u2")
+    shape = (samples.shape[0], -1, channels) if channels > 1 else samples.shape
+    return to_uint8(samples.astype(np.uint16).reshape(shape))
+
+
+def _to_bgr(pixels: np.ndarray, encoding: str) -> np.ndarray:
+    import cv2
+    return cv2.cvtColor(np.ascontiguousarray(pixels), getattr(cv2, TO_BGR[encoding]))
 
 
 def to_uint8(array: np.ndarray) -> np.ndarray:
