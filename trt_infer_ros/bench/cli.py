@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from trt_infer_ros.bench import arguments
+from trt_infer_ros import cli_arguments as arguments
 from trt_infer_ros.measure import plots
 from trt_infer_ros.measure.ops_count import (OpsCountError, achieved_tops, count_macs,
                                              tops_per_watt)

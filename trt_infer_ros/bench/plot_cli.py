@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from trt_infer_ros.bench import arguments
+from trt_infer_ros import cli_arguments as arguments
 from trt_infer_ros.engine.options import file_problem
 from trt_infer_ros.measure import plots, tegrastats
 from trt_infer_ros.measure.report import read_json

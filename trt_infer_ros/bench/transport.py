@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from trt_infer_ros.bench import arguments
+from trt_infer_ros import cli_arguments as arguments
 from trt_infer_ros.bench.dds_environment import TRANSPORTS, dds_environment
 from trt_infer_ros.bench.processes import stop_process
 

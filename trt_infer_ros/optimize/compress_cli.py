@@ -29,27 +29,12 @@ from typing import Optional
 
 import onnx
 
+from trt_infer_ros.cli_arguments import number
 from trt_infer_ros.optimize.frames import ImageInputError, load_frames, optional_frames, split
 from trt_infer_ros.optimize.requirements import require
 
 LOG = logging.getLogger("trt_infer_ros.optimize")
 BAD_INPUT, DIVERGED, INTERRUPTED = 2, 3, 130
-
-
-def _number(kind, lowest, inclusive: bool = True, below=None):
-    """An argparse type: `kind` at least (or above) `lowest`, and below `below` if given."""
-    bound = (f">= {lowest}" if inclusive else f"> {lowest}") + (f" and < {below}" if below else "")
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value < lowest or (not inclusive and value == lowest) or \
-                (below is not None and value >= below):
-            raise argparse.ArgumentTypeError(f"{text} must be {bound}")
-        return value
-    return parse
 
 
 def _regex(text: str) -> str:
@@ -60,8 +45,9 @@ def _regex(text: str) -> str:
     return text
 
 
-COUNT, POSITIVE = _number(int, 0), _number(int, 1)
-RATE, FRACTION = _number(float, 0, inclusive=False), _number(float, 0, inclusive=False, below=1)
+COUNT, POSITIVE = number(int, 0), number(int, 1)
+RATE = number(float, 0, low_inclusive=False)
+FRACTION = number(float, 0, 1, low_inclusive=False, high_inclusive=False)
 
 
 def add_frames(p: argparse.ArgumentParser, required: bool) -> None:

@@ -1,6 +1,6 @@
-"""argparse types for the benchmark commands: a value out of range, an unknown name or a missing
-file is refused with one sentence (argparse's usage line and exit status 2), before any node
-starts."""
+"""argparse types shared by the package's commands: a value out of range, an unknown name or a
+missing file is refused with one sentence (argparse's usage line and exit status 2), before any
+work starts."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +8,9 @@ import math
 from typing import Callable, Optional
 
 
-def number(kind: type, low: float, high: Optional[float] = None,
-           low_inclusive: bool = True) -> Callable[[str], float]:
-    """`kind` (int or float) within [low, high] (or (low, high] when not low_inclusive)."""
+def number(kind: type, low: float, high: Optional[float] = None, low_inclusive: bool = True,
+           high_inclusive: bool = True) -> Callable[[str], float]:
+    """`kind` (int or float), finite, from `low` to `high` (each end in or out of the range)."""
     def parse(text: str):
         try:
             value = kind(text)
@@ -18,10 +18,11 @@ def number(kind: type, low: float, high: Optional[float] = None,
             what = "an integer" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
         in_range = (math.isfinite(value) and (value >= low if low_inclusive else value > low)
-                    and (high is None or value <= high))
+                    and (high is None or (value <= high if high_inclusive else value < high)))
         if not in_range:
             bound = f"{'>=' if low_inclusive else '>'} {low:g}"
-            bound += f" and <= {high:g}" if high is not None else ""
+            if high is not None:
+                bound += f" and {'<=' if high_inclusive else '<'} {high:g}"
             raise argparse.ArgumentTypeError(f"{text} is out of range: must be {bound}")
         return value
     return parse
