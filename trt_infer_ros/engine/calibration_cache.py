@@ -16,6 +16,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Optional
 
+from trt_infer_ros.file_io import write_atomic
+
 ALGORITHM_HEADERS = {
     "entropy2": "EntropyCalibration2",
     "entropy": "EntropyCalibration",
@@ -101,14 +103,11 @@ def read_cache(path: str) -> Optional[bytes]:
 
 
 def write_cache(path: str, data: bytes, meta: Optional[dict] = None) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(bytes(data))
-    os.replace(tmp, path)
+    """The cache and its meta, each replaced in one step (a failed write leaves no temporary
+    file and the previous cache whole)."""
+    write_atomic(path, bytes(data))
     if meta is not None:
-        with open(meta_path(path), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2, sort_keys=True)
+        write_atomic(meta_path(path), json.dumps(meta, indent=2, sort_keys=True).encode())
 
 
 def meta_path(cache_path: str) -> str:

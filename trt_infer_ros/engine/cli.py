@@ -161,7 +161,8 @@ def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 
 
-def run_interruptible(work: Callable[[], int]) -> int:
+def run_interruptible(work: Callable[[], int], program: str = NODE_NAME,
+                      stopped: str = "the build was stopped") -> int:
     """`work()`, ended by SIGINT/SIGTERM with one line and status 128 + signal, no traceback."""
     previous = {s: signal.signal(s, _raise_interrupted) for s in INTERRUPT_SIGNALS}
     try:
@@ -169,8 +170,8 @@ def run_interruptible(work: Callable[[], int]) -> int:
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         status = 128 + signum
-        print(f"{NODE_NAME}: {exit_meaning(status)}; the build was stopped "
-              f"(exit status {status})", file=sys.stderr, flush=True)
+        print(f"{program}: {exit_meaning(status)}; {stopped} (exit status {status})",
+              file=sys.stderr, flush=True)
         return status
     finally:
         for s, handler in previous.items():

@@ -5,17 +5,17 @@ the builder's gate) is a sequence of measures."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 import onnx
 
-from trt_infer_ros.optimize.agreement import (Agreement, GroundTruth, coco_map,
+from trt_infer_ros.optimize.agreement import (Agreement, AgreementError, GroundTruth, coco_map,
                                               detection_agreement)
 from trt_infer_ros.optimize.calibrate import ActivationStats, collect
 from trt_infer_ros.optimize.layers import Layer, require_layers
 from trt_infer_ros.optimize.qdq import build_model
-from trt_infer_ros.optimize.simulate import Detector
+from trt_infer_ros.optimize.simulate import CANDIDATE_SETTINGS, Detector
 
 LOG = logging.getLogger("trt_infer_ros.optimize")
 METRICS = ("map50_95", "map50")
@@ -43,13 +43,21 @@ class Analysis:
         self.method, self.percentile = method, percentile
         self.reference_threshold = reference_threshold
         self.labels = labels
-        self.detector = Detector(adapter, held_out_frames)
+        # detections below the candidate threshold would never reach a lower reference threshold
+        candidates = replace(CANDIDATE_SETTINGS, score_threshold=min(
+            CANDIDATE_SETTINGS.score_threshold, reference_threshold))
+        self.detector = Detector(adapter, held_out_frames, candidates)
         self.calibration_frames = list(calibration_frames)
         self.reference = self.detector.detect(self.model)
         self.fp32_truth = coco_map(labels, self.reference) if labels else None
         boxes = sum(int((d.scores >= reference_threshold).sum()) for d in self.reference)
         log(f"{onnx_path}: {len(self.layers)} quantizable layers; FP32 reference: {boxes} "
             f"boxes >= {reference_threshold} on {len(held_out_frames)} held-out frames")
+        if not boxes:       # every measure would be undefined: say so before calibrating
+            raise AgreementError(
+                f"the FP32 model detects nothing scoring >= {reference_threshold} on the "
+                f"{len(held_out_frames)} held-out frames, so agreement is undefined: lower "
+                "--reference-threshold or use images where the model detects something")
         self._stats: Optional[ActivationStats] = None
         self._amax: dict[str, dict] = {}
         self._weights: dict = {}

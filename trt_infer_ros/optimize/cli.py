@@ -23,12 +23,14 @@ from typing import Optional
 
 import onnx
 
+from trt_infer_ros.cli_arguments import number
 from trt_infer_ros.file_io import write_atomic
 from trt_infer_ros.optimize.agreement import AgreementError, load_labels
 from trt_infer_ros.optimize.analysis import METRICS, Analysis
-from trt_infer_ros.optimize.calibrate import METHODS, cache_meta, write_cache
+from trt_infer_ros.optimize.calibrate import METHODS, cache_meta, collect, write_cache
 from trt_infer_ros.optimize.frames import ImageInputError, load_frames, optional_frames, split
-from trt_infer_ros.optimize.layers import NoQuantizableLayers
+from trt_infer_ros.optimize.layers import NoQuantizableLayers, require_layers
+from trt_infer_ros.optimize.report import output_directory_problem
 from trt_infer_ros.optimize.requirements import require
 from trt_infer_ros.optimize.search import TargetUnreachable, qdq_model, search
 from trt_infer_ros.optimize.sensitivity import measure_sensitivity, ranked
@@ -49,15 +51,16 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation-topic", default="")
     p.add_argument("--labels", default="", help="COCO json or YOLO txt directory for the "
                    "validation images: adds true mAP")
-    p.add_argument("--holdout", type=float, default=0.34,
+    p.add_argument("--holdout", type=number(float, 0, 1, False, False), default=0.34,
                    help="fraction held out when there is no validation set")
-    p.add_argument("--augment", type=int, default=0, help="augmented copies per image "
+    p.add_argument("--augment", type=number(int, 0, 1000), default=0, help="augmented copies per image "
                    "(flip, crop, colour jitter)")
-    p.add_argument("--limit", type=int, default=0, help="read at most this many images")
+    p.add_argument("--limit", type=number(int, 0), default=0, help="read at most this many images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", choices=METHODS, default="entropy")
-    p.add_argument("--percentile", type=float, default=99.99)
-    p.add_argument("--reference-threshold", type=float, default=0.3,
+    p.add_argument("--percentile", type=number(float, 50, 100), default=99.99,
+                   help="percentile of |activation| for --method percentile (50..100)")
+    p.add_argument("--reference-threshold", type=number(float, 0, 1, False), default=0.3,
                    help="FP32 detections at or above this score are the reference boxes")
     p.add_argument("--metric", choices=METRICS, default="map50_95")
 
@@ -77,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
     for name, what in (("search", "mixed-precision search"), ("report", "everything + plots")):
         p = sub.add_parser(name, help=what)
         add_common(p)
-        p.add_argument("--target", type=float, required=True,
+        p.add_argument("--target", type=number(float, 0, 1, False), required=True,
                        help="agreement with FP32 to reach (0..1], in --metric")
         p.add_argument("--mode", choices=("auto", "linear", "bisect"), default="auto")
         p.add_argument("--out", required=True, help="output directory")
@@ -97,11 +100,34 @@ def frames_for(args, adapter):
     return calib, held
 
 
-def make_analysis(args) -> Analysis:
+def make_adapter(args):
     from trt_infer_ros.models.model_file import check_model_file  # noqa: PLC0415
     from trt_infer_ros.models.registry import create_adapter  # noqa: PLC0415
     check_model_file(args.onnx)
-    adapter = create_adapter(args.model_type or "auto", args.onnx)
+    return create_adapter(args.model_type or "auto", args.onnx)
+
+
+def cache_problem(cache: str, onnx_path: str) -> Optional[str]:
+    if os.path.isdir(cache):
+        return f"--cache {cache!r} is a directory; give the calibration cache's file path"
+    if os.path.isfile(cache) and os.path.isfile(onnx_path) and os.path.samefile(cache, onnx_path):
+        return f"--cache {cache!r} is the model itself; give another file for the cache"
+    return None
+
+
+def output_problem(args) -> Optional[str]:
+    """Why the output path cannot be written, found before any work."""
+    if args.command == "calibrate":
+        return cache_problem(args.cache, args.onnx)
+    if args.command == "sensitivity":       # one file, sensitivity.json, into the directory
+        if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+            return f"--out {args.out!r} is a file, not a directory"
+        return None
+    return output_directory_problem(args.out)
+
+
+def make_analysis(args) -> Analysis:
+    adapter = make_adapter(args)
     calib, held = frames_for(args, adapter)
     labels = load_labels(args.labels, [f.name for f in held], [f.size for f in held])
     LOG.info("%s (%s): %d calibration frames, %d held-out frames", args.onnx,
@@ -121,15 +147,30 @@ def method_agreements(analysis: Analysis) -> dict:
     return out
 
 
+def calibration_ranges(args):
+    """(adapter, analysis or None, activation ranges). Only --compare measures agreement and
+    needs held-out frames; otherwise every frame calibrates."""
+    if args.compare:
+        analysis = make_analysis(args)
+        return analysis.adapter, analysis, analysis.amax(args.method)
+    adapter = make_adapter(args)
+    model = onnx.load(args.onnx)
+    require_layers(model, args.onnx)
+    frames = load_frames(adapter, args.images, args.bag, args.topic, args.limit, args.augment,
+                         args.seed)
+    LOG.info("%s (%s): calibrating on %d frames", args.onnx, adapter.model_type, len(frames))
+    return adapter, None, collect(model, frames, log=LOG.info).ranges(args.method,
+                                                                       args.percentile)
+
+
 def run_calibrate(args) -> None:
-    analysis = make_analysis(args)
-    ranges = analysis.amax(args.method)
-    meta = cache_meta(args.onnx, args.method, args.model_type,
-                      analysis.adapter.input_spec, args.percentile)
+    adapter, analysis, ranges = calibration_ranges(args)
+    meta = cache_meta(args.onnx, args.method, args.model_type, adapter.input_spec,
+                      args.percentile)
     cache = write_cache(args.cache, ranges, args.method, meta)
     LOG.info("wrote %s: %d tensors (%s), read back and checked", args.cache, len(cache.scales),
              cache.header)
-    if args.compare:
+    if analysis is not None:
         method_agreements(analysis)
 
 
@@ -161,8 +202,6 @@ def write_search_outputs(directory: str, analysis: Analysis, result) -> None:
 def run_search(args, with_report: bool) -> None:
     from trt_infer_ros.optimize import report  # noqa: PLC0415 - matplotlib only here
     from trt_infer_ros.optimize.bitwidth import weight_bit_sweep  # noqa: PLC0415
-    if not 0 < args.target <= 1:
-        raise ValueError(f"--target {args.target} must be in (0, 1]")
     start = time.monotonic()
     analysis = make_analysis(args)
     with report.staged_directory(args.out) as stage:
@@ -193,12 +232,12 @@ def run_search(args, with_report: bool) -> None:
              analysis.detector.runs)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="[int8] %(message)s", stream=sys.stderr)
-    LOG.setLevel(logging.INFO)
-    args = parser().parse_args(argv)
-    require("trt_infer_ros_int8", "tinygrad", "pycocotools")
+def run_command(args) -> int:
     from trt_infer_ros.models.identify import ModelTypeError  # noqa: PLC0415
+    problem = output_problem(args)
+    if problem:
+        LOG.error("error: %s", problem)
+        return BAD_INPUT
     try:
         if args.command == "calibrate":
             run_calibrate(args)
@@ -214,6 +253,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         LOG.error("error: %s", exc)
         return BAD_INPUT
     return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from trt_infer_ros.engine.cli import run_interruptible  # noqa: PLC0415
+    logging.basicConfig(level=logging.INFO, format="[int8] %(message)s", stream=sys.stderr)
+    LOG.setLevel(logging.INFO)
+    args = parser().parse_args(argv)
+    require("trt_infer_ros_int8", "tinygrad", "pycocotools")
+    return run_interruptible(lambda: run_command(args), program="trt_infer_ros_int8",
+                             stopped="the analysis was stopped and nothing was written")
 
 
 if __name__ == "__main__":

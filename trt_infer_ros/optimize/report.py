@@ -18,24 +18,55 @@ from trt_infer_ros.optimize.search import SearchResult
 from trt_infer_ros.optimize.sensitivity import LayerSensitivity, ranked
 
 
+# every file search/report/sensitivity write into --out: only these may be replaced there
+OUTPUT_FILES = ("layers.md", "layers.csv", "sensitivity.png", "search.png", "bitwidth.png",
+                "summary.json", "search.json", "sensitivity.json", "layer_precisions.yaml")
+
+
+def is_output_file(name: str) -> bool:
+    return name in OUTPUT_FILES or name.endswith(".qdq.onnx")
+
+
+def output_directory_problem(target: str) -> Optional[str]:
+    """Why `target` cannot receive the analysis, or None: it must be new, empty, or hold only
+    a previous run's files, so that nothing of the user's (the model, the images) is replaced."""
+    if not os.path.lexists(target):
+        return None
+    if not os.path.isdir(target):
+        return f"--out {target!r} is a file, not a directory"
+    foreign = sorted(n for n in os.listdir(target) if not is_output_file(n))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        return (f"--out {target!r} already holds other files ({shown}); give a new or empty "
+                "directory, so that none of them is replaced")
+    return None
+
+
 @contextmanager
 def staged_directory(target: str):
-    """Yields a temporary directory beside `target`; on success it becomes `target`."""
-    parent = os.path.dirname(os.path.abspath(target)) or "."
+    """Yields a temporary directory beside `target`; on success its files replace a previous
+    run's in `target` (see output_directory_problem), on any failure nothing changes."""
+    target = os.path.abspath(target)
+    parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     stage = tempfile.mkdtemp(prefix=".int8-", dir=parent)
     try:
         yield stage
-    except BaseException:
+        publish(stage, target)
+    finally:
         shutil.rmtree(stage, ignore_errors=True)
-        raise
-    old = None
-    if os.path.exists(target):
-        old = tempfile.mkdtemp(prefix=".int8-old-", dir=parent)
-        os.replace(target, os.path.join(old, "previous"))
-    os.replace(stage, target)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+
+
+def publish(stage: str, target: str) -> None:
+    if not os.path.exists(target):
+        os.replace(stage, target)
+        return
+    written = set(os.listdir(stage))
+    for name in written:
+        os.replace(os.path.join(stage, name), os.path.join(target, name))
+    for name in os.listdir(target):      # the previous run's files this run did not write
+        if name not in written and is_output_file(name):
+            os.remove(os.path.join(target, name))
 
 
 def _num(value: Optional[float], digits: int = 4) -> str:
