@@ -137,3 +137,53 @@ def test_ctrl_c_stops_with_one_line_and_writes_nothing(tmp_path, images):
     assert "Traceback" not in rest
     assert "interrupted by SIGINT; the analysis was stopped and nothing was written" in rest
     assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".int8")]
+
+
+# --- engine_builder_node (TensorRT through the named recording fake) ---------------------------
+
+def run_builder(tmp_path, model, errors, **settings):
+    from fakes.fake_tensorrt import FakeTensorRT  # noqa: PLC0415
+    from trt_infer_ros.engine.cli import run  # noqa: PLC0415
+    from trt_infer_ros.engine.options import BuildOptions  # noqa: PLC0415
+    values = dict(onnx=model, precision="fp16", engine=str(tmp_path / "det.engine"))
+    values.update(settings)
+    return run(BuildOptions(**values), log=lambda line: None, error=errors.append,
+               trt=FakeTensorRT("10.3.0"))
+
+
+@pytest.mark.parametrize("output", ["engine", "timing_cache", "calibration_cache"])
+def test_builder_outputs_that_are_the_model_are_refused(tmp_path, output):
+    model = make_detector(tmp_path / "det.onnx")
+    before = open(model, "rb").read()
+    errors = []
+    assert run_builder(tmp_path, model, errors, **{output: model}) == 2
+    assert f"{output}: {model!r} is the ONNX model; the build would overwrite it" in errors[0]
+    assert open(model, "rb").read() == before
+
+
+def test_builder_engine_and_timing_cache_on_one_path_are_refused(tmp_path):
+    model = make_detector(tmp_path / "det.onnx")
+    errors = []
+    same = str(tmp_path / "det.engine")
+    assert run_builder(tmp_path, model, errors, timing_cache=same) == 2
+    assert "is the engine file" in errors[0] and not os.path.exists(same)
+
+
+def test_gate_without_usable_validation_images_ends_in_one_message(tmp_path, images):
+    model = make_detector(tmp_path / "det.onnx")
+    cache = str(tmp_path / "calib.cache")
+    assert main(["calibrate", model, "--images", images, "--cache", cache,
+                 "--method", "minmax", "--model-type", "centernet"]) == 0
+    gate = dict(precision="int8", calibration_algorithm="minmax", calibration_cache=cache,
+                model_type="centernet", accuracy_target=0.5)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    errors = []
+    assert run_builder(tmp_path, model, errors, validation_images=str(empty), **gate) == 2
+    assert "validation_images: no .jpg/.png/.bmp images" in errors[0]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.jpg").write_bytes(b"not a jpeg")
+    assert run_builder(tmp_path, model, errors, validation_images=str(broken), **gate) == 1
+    assert "accuracy gate cannot measure the engine" in errors[1] and "a.jpg" in errors[1]
+    assert not os.path.exists(tmp_path / "det.engine")

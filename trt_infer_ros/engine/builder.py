@@ -518,7 +518,11 @@ def check_accuracy_gate(options: BuildOptions, data: bytes, trt, path: str, log:
     if options.accuracy_target <= 0 or not options.wants_int8:
         return
     from trt_infer_ros.optimize.gate import check_accuracy  # noqa: PLC0415 - gated builds only
-    result = check_accuracy(options, data, trt, log)
+    try:
+        result = check_accuracy(options, data, trt, log)
+    except ValueError as exc:       # unreadable validation images, no reference boxes
+        raise AccuracyGateError(f"the accuracy gate cannot measure the engine: {exc}; the "
+                                "engine was not written") from exc
     log(str(result))
     if not result.passed:
         kept = " (the existing engine is kept)" if os.path.isfile(path) else ""

@@ -228,6 +228,16 @@ _HOST_ELF_MACHINE = {"x86_64": 62, "aarch64": 183, "arm64": 183}.get(os.uname().
 _ELF_MACHINES = {3: "x86", 40: "32-bit ARM", 62: "x86_64", 183: "aarch64"}
 
 
+def image_directory_problem(path: str) -> Optional[str]:
+    """Why `path` is not a readable directory with at least one image, or None."""
+    problem = directory_problem(path, "a directory of images")
+    if problem:
+        return problem
+    if not any(f.lower().endswith(IMAGE_SUFFIXES) for f in os.listdir(path)):
+        return f"no .jpg/.png/.bmp images in {path!r}"
+    return None
+
+
 def plugin_problem(path: str) -> Optional[str]:
     """Why `path` is not a shared library this machine can load, or None (ELF header only)."""
     problem = file_problem(path, "a plugin library (.so)")
@@ -446,6 +456,7 @@ class BuildOptions:
         p: list[tuple[str, str]] = []
         if self.cache_dir and os.path.exists(self.cache_dir) and not os.path.isdir(self.cache_dir):
             p.append(("cache_dir", f"{self.cache_dir!r} is a file, not a directory"))
+        p.extend(self._clobber_problems())
         for name in ("engine", "timing_cache", "calibration_cache"):
             path = getattr(self, name)
             if path and os.path.isdir(path):
@@ -454,6 +465,21 @@ class BuildOptions:
                 problem = file_problem(path)
                 if problem and "is empty" not in problem:      # an empty cache is rewritten
                     p.append((name, problem))
+        return p
+
+    def _clobber_problems(self) -> list[tuple[str, str]]:
+        """Outputs that are the ONNX model or one another: one write would destroy the other."""
+        p: list[tuple[str, str]] = []
+        seen = {os.path.realpath(self.onnx): "onnx"} if self.onnx else {}
+        for name in ("engine", "timing_cache", "calibration_cache"):
+            path = getattr(self, name)
+            if not path:
+                continue
+            other = seen.setdefault(os.path.realpath(path), name)
+            if other != name:
+                what = "the ONNX model" if other == "onnx" else f"the {other} file"
+                p.append((name, f"{path!r} is {what}; the build would overwrite it: give "
+                                "another path"))
         return p
 
     def _shape_problems(self) -> list[tuple[str, str]]:
@@ -499,16 +525,10 @@ class BuildOptions:
 
     def _calibration_problems(self) -> list[tuple[str, str]]:
         p: list[tuple[str, str]] = []
-        images_problem = self.calibration_images and directory_problem(
-            self.calibration_images, "a directory of images")
+        images_problem = self.calibration_images and image_directory_problem(
+            self.calibration_images)
         if images_problem:
             p.append(("calibration_images", images_problem))
-        elif self.calibration_images:
-            images = [f for f in os.listdir(self.calibration_images)
-                      if f.lower().endswith(IMAGE_SUFFIXES)]
-            if not images:
-                p.append(("calibration_images", f"no .jpg/.png/.bmp images in "
-                                                f"{self.calibration_images!r}"))
         bag_problem = self.calibration_bag and (
             path_problem(self.calibration_bag) if os.path.isdir(self.calibration_bag)
             else file_problem(self.calibration_bag, "a rosbag2 directory, .db3 or .mcap file"))
@@ -537,7 +557,7 @@ class BuildOptions:
                                           "validation_images:=<dir> or validation_bag:=<bag> "
                                           "(one of them)")]
         if self.validation_images:
-            problem = directory_problem(self.validation_images, "a directory of images")
+            problem = image_directory_problem(self.validation_images)
             if problem:
                 return [("validation_images", problem)]
         elif path_problem(self.validation_bag):
