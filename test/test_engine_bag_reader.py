@@ -165,7 +165,7 @@ def test_directory_without_metadata_reads_its_files_in_order(tmp_path, frames):
 def test_probe_bag_errors_name_the_file(tmp_path, frames):
     none = write_mcap(tmp_path / "none.mcap", [("/chatter", "std_msgs/msg/String", 1,
                                                  string_cdr("hi"))])
-    with pytest.raises(BagError, match=r"none.mcap: the bag has image topics none"):
+    with pytest.raises(BagError, match=r"none.mcap: the bag has no sensor_msgs Image or CompressedImage topic \(it has /chatter"):
         probe_bag(str(none))
     bad = write_mcap(tmp_path / "bad.mcap", [("/cam", "sensor_msgs/msg/Image", 1,
                                                image_cdr(frames[0], "bgr16", 1))])

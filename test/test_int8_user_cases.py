@@ -133,7 +133,7 @@ def test_ctrl_c_stops_with_one_line_and_writes_nothing(tmp_path, images):
             proc.send_signal(signal.SIGINT)
             break
     rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait(timeout=60) == 130, "".join(lines) + rest
     assert "Traceback" not in rest
     assert "interrupted by SIGINT; the analysis was stopped and nothing was written" in rest
     assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".int8")]
@@ -187,3 +187,19 @@ def test_gate_without_usable_validation_images_ends_in_one_message(tmp_path, ima
     assert run_builder(tmp_path, model, errors, validation_images=str(broken), **gate) == 1
     assert "accuracy gate cannot measure the engine" in errors[1] and "a.jpg" in errors[1]
     assert not os.path.exists(tmp_path / "det.engine")
+
+
+def test_bags_without_one_image_topic_are_named_for_what_they_hold(tmp_path, caplog):
+    from test_engine_bag_reader import png_cdr, string_cdr, write_bag  # noqa: PLC0415
+    model = make_detector(tmp_path / "det.onnx")
+    image = png_cdr(np.zeros((32, 48, 3), np.uint8), 1)
+    two = write_bag(str(tmp_path / "two"), [("/a", "sensor_msgs/msg/CompressedImage", 1, image),
+                                            ("/b", "sensor_msgs/msg/CompressedImage", 2, image)])
+    text = write_bag(str(tmp_path / "text"), [("/s", "std_msgs/msg/String", 1, string_cdr("x"))])
+    common = ["--cache", str(tmp_path / "c.cache"), "--model-type", "centernet"]
+    assert main(["calibrate", model, "--bag", two] + common) == BAD_INPUT
+    assert "several image topics ['/a', '/b']" in caplog.text
+    assert main(["calibrate", model, "--bag", text] + common) == BAD_INPUT
+    assert "no sensor_msgs Image or CompressedImage topic (it has /s (std_msgs/msg/String))" \
+        in caplog.text
+    assert main(["calibrate", model, "--bag", two, "--topic", "/b"] + common) == 0

@@ -255,11 +255,20 @@ def _topics(readers: list[Reader]) -> dict[str, str]:
     return found
 
 
-def _choose_topic(bag_path: str, topics: dict[str, str], topic: Optional[str]) -> str:
+def _all_topics(readers: list[Reader]) -> list[str]:
+    return sorted({f"{c.topic} ({c.msgtype})" for r in readers for c in r.connections})
+
+
+def _choose_topic(bag_path: str, readers: list[Reader], topic: Optional[str]) -> str:
+    topics = _topics(readers)
+    if not topics:
+        raise BagError(f"{bag_path}: the bag has no sensor_msgs Image or CompressedImage topic "
+                       f"(it has {', '.join(_all_topics(readers)) or 'no topics'}); record the "
+                       "camera's image topic")
     if not topic:
         if len(topics) != 1:
-            raise BagError(f"{bag_path}: the bag has image topics {sorted(topics) or 'none'}; "
-                           "set calibration_topic to one of them")
+            raise BagError(f"{bag_path}: the bag has several image topics {sorted(topics)}; "
+                           "set calibration_topic (--topic for trt_infer_ros_int8) to one of them")
         return next(iter(topics))
     if topic not in topics:
         raise BagError(f"{bag_path}: the bag has no Image/CompressedImage topic {topic!r}; "
@@ -277,7 +286,7 @@ def read_images(bag_path: str, topic: Optional[str] = None,
                 limit: Optional[int] = None) -> Iterator[ImageMessage]:
     """Decoded images of `topic` (default: the bag's only image topic), in time order."""
     with _errors(bag_path), _open_readers(bag_path) as readers:
-        topic = _choose_topic(bag_path, _topics(readers), topic)
+        topic = _choose_topic(bag_path, readers, topic)
         count = 0
         for reader in readers:
             connections = [c for c in reader.connections if c.topic == topic]
@@ -295,7 +304,7 @@ def probe_bag(path: str, topic: str = "") -> str:
     """Check that `path` is a readable bag with an image topic (`topic`, or its only one) whose
     first message decodes; returns the topic. Raises BagError naming the file otherwise."""
     with _errors(path), _open_readers(path) as readers:
-        chosen = _choose_topic(path, _topics(readers), topic)
+        chosen = _choose_topic(path, readers, topic)
     for _ in read_images(path, chosen, limit=1):
         return chosen
     raise BagError(f"{path}: the topic {chosen!r} has no messages")
