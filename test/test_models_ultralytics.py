@@ -84,8 +84,12 @@ def test_names_and_size_come_from_metadata_and_labels_override(tmp_path):
         assert create_adapter("auto", path, labels=str(tmp_path / name)).class_names == \
             ["cat", "dog", "cow"]
     (tmp_path / "short.txt").write_text("cat\n")
-    with pytest.raises(ValueError, match="1 class names given .* model has 3 classes"):
+    with pytest.raises(ValueError, match="1 class names in labels file .* model has 3 classes"):
         create_adapter("auto", path, labels=str(tmp_path / "short.txt"))
+    # A background line on top would shift every name by one: refused, not published.
+    (tmp_path / "background.txt").write_text("background\ncat\ndog\ncow\n")
+    with pytest.raises(ValueError, match="4 class names in labels file .* model has 3 classes"):
+        create_adapter("auto", path, labels=str(tmp_path / "background.txt"))
 
 
 def test_load_labels_errors_are_clear(tmp_path):

@@ -59,6 +59,22 @@ _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor
                "tensor(bool)": "bool"}
 
 
+def _onnx_dtype(elem_type: int) -> str:
+    """The numpy-style name of an ONNX element type; other types by their ONNX name ("int8",
+    "bfloat16") so a refusal names what the model really has."""
+    if elem_type in _ONNX_DTYPES:
+        return _ONNX_DTYPES[elem_type]
+    import onnx
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:
+        return f"element type {elem_type}"
+
+
+def _ort_dtype(ort_type: str) -> str:
+    return _ORT_DTYPES.get(ort_type, ort_type.removeprefix("tensor(").removesuffix(")"))
+
+
 def _dims(value_info) -> Dims:
     dims = value_info.type.tensor_type.shape.dim
     return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
@@ -93,10 +109,10 @@ def inspect_onnx(onnx_path: str) -> GraphInfo:
         except Exception:                  # inference is a best effort; declared dims remain
             pass
     initializers = {i.name for i in graph.initializer}
-    inputs = [TensorInfo(i.name, _dims(i), _ONNX_DTYPES.get(i.type.tensor_type.elem_type, "other"))
+    inputs = [TensorInfo(i.name, _dims(i), _onnx_dtype(i.type.tensor_type.elem_type))
               for i in graph.input if i.name not in initializers]
     outputs = [TensorInfo(o.name, _fill(declared[o.name], inferred.get(o.name)),
-                          _ONNX_DTYPES.get(o.type.tensor_type.elem_type, "other"))
+                          _onnx_dtype(o.type.tensor_type.elem_type))
                for o in graph.output]
     meta = parse_metadata({p.key: p.value for p in model.metadata_props})
     return _graph_info(onnx_path, inputs, outputs, {n.op_type for n in graph.node}, meta)
@@ -118,9 +134,9 @@ def _inspect_with_onnxruntime(onnx_path: str) -> GraphInfo:
     def dims(shape) -> Dims:
         return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
 
-    inputs = [TensorInfo(i.name, dims(i.shape), _ORT_DTYPES.get(i.type, "other"))
+    inputs = [TensorInfo(i.name, dims(i.shape), _ort_dtype(i.type))
               for i in session.get_inputs()]
-    outputs = [TensorInfo(o.name, dims(o.shape), _ORT_DTYPES.get(o.type, "other"))
+    outputs = [TensorInfo(o.name, dims(o.shape), _ort_dtype(o.type))
                for o in session.get_outputs()]
     meta = parse_metadata(dict(session.get_modelmeta().custom_metadata_map or {}))
     return _graph_info(onnx_path, inputs, outputs, set(), meta)
@@ -140,13 +156,21 @@ def ort_session(onnx_path: str):
         raise unreadable_onnx(onnx_path, exc) from None
 
 
+def _input_advice(inputs: list[TensorInfo]) -> str:
+    if any(len(i.shape) == 4 and "int" in i.dtype for i in inputs):
+        # Quantized exports that take raw bytes: the preprocessing here produces floats.
+        return ("export the model with a float32 or float16 image input (quantize inside the "
+                "graph with QuantizeLinear if needed)")
+    return "this is not an image model this package can feed"
+
+
 def _graph_info(path, inputs: list[TensorInfo], outputs: list[TensorInfo], ops: set[str],
                 meta: ModelMetadata) -> GraphInfo:
     images = [i for i in inputs if len(i.shape) == 4 and i.dtype in ("float32", "float16")]
     if len(images) != 1:
         found = ", ".join(f"{i.name}{list(i.shape)} {i.dtype}" for i in inputs) or "none"
         raise ModelFileError(f"{path}: expected one float image input [1,3,H,W] or [1,H,W,3], "
-                             f"found {found}; this is not an image model this package can feed")
+                             f"found {found}; {_input_advice(inputs)}")
     image = images[0]
     return GraphInfo(
         input_name=image.name, input_shape=image.shape, input_dtype=image.dtype,

@@ -145,13 +145,17 @@ def _concrete(path: Optional[str], info: Optional[GraphInfo], width: int, height
 
 def _class_names(class_names, labels, info: Optional[GraphInfo], num_classes):
     """Explicit names > labels file > names stored in the model > defaults (by class count)."""
+    source = "given"
     if class_names is None and labels:
-        class_names = load_labels(labels)
+        class_names, source = load_labels(labels), f"in labels file {labels}"
     if class_names is None and info is not None and info.metadata.names:
-        class_names = info.metadata.names
-    if class_names is not None and num_classes is not None and len(class_names) < num_classes:
-        raise ValueError(f"{len(class_names)} class names given (labels) but the model has "
-                         f"{num_classes} classes: give one name per class, in class-id order")
+        class_names, source = info.metadata.names, "in the model's metadata"
+    if class_names is not None and num_classes is not None and len(class_names) != num_classes:
+        # More names than classes is as wrong as fewer: an extra first line ("background")
+        # shifts every name by one.
+        raise ValueError(f"{len(class_names)} class names {source} but the model has "
+                         f"{num_classes} classes: give exactly one name per class, in class-id "
+                         f"order (no background entry)")
     return None if class_names is None else list(class_names)
 
 
