@@ -51,6 +51,11 @@ class BackboneStage:
         self.runner.close()
 
 
+class CutMismatch(ValueError):
+    """The backbone sends other tensors than this head takes (the two were given different cuts
+    or models)."""
+
+
 class HeadStage:
     """`settings` is read on every call (live tuning); `nonfinite_dropped` as in
     DetectionPipeline."""
@@ -73,7 +78,9 @@ class HeadStage:
                  transform: ImageTransform) -> Detections:
         missing = self.missing_inputs(features)
         if missing:
-            raise KeyError(f"the features lack the head's inputs {missing}")
+            raise CutMismatch(f"the backbone sends tensors {sorted(features)} but this head "
+                              f"takes {self.input_names}: give backbone_node and head_node the "
+                              f"same model_path and cut_tensors")
         names = self.input_names or list(features)
         first_name = self.runner.input_name if self.runner.input_name in names else names[0]
         first = features[first_name]

@@ -28,6 +28,7 @@ from trt_infer_ros.ros.qos import image_qos
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+MAX_UNNAMED_NOTED = 1000      # a model emitting garbage ids must not grow the set without end
 
 
 class DetectionOutput:
@@ -35,6 +36,8 @@ class DetectionOutput:
 
     def __init__(self, node, class_names: Sequence[str], score_threshold: float) -> None:
         self.class_names = list(class_names)
+        self.unnamed_class_ids: set[int] = set()     # ids the model emitted beyond the names
+        self._logger = node.get_logger()
         self._detections_pub = node.create_publisher(Detection2DArray, "~/detections", 10)
         self._label_info_pub = node.create_publisher(LabelInfo, "~/label_info", LATCHED)
         self._label_info_pub.publish(to_label_info(self.class_names, score_threshold,
@@ -51,6 +54,7 @@ class DetectionOutput:
                 encoding: str = "bgr8") -> None:
         """One frame's detections (source-image pixels) with the image's header; the overlay
         too when someone subscribes and the image is given."""
+        self._note_unnamed(detections.class_ids)
         self._detections_pub.publish(to_detection_array(detections, header, self.class_names))
         if detections.masks is not None and self._masks_pub.get_subscription_count() > 0:
             ids = detections.masks.id_image()            # rendered only for a subscriber
@@ -58,3 +62,17 @@ class DetectionOutput:
         if image is not None and self.wants_overlay:
             overlay = draw_detections(to_bgr(image, encoding), detections, self.class_names)
             self._overlay_pub.publish(array_to_image(overlay, "bgr8", header))
+
+    def _note_unnamed(self, class_ids) -> None:
+        """Say once per id when the model emits a class the names do not cover (a labels file
+        shorter than a model whose class count the graph does not tell, e.g. CenterNet)."""
+        if len(self.unnamed_class_ids) >= MAX_UNNAMED_NOTED:
+            return
+        new = {int(c) for c in np.asarray(class_ids).tolist()
+               if not 0 <= c < len(self.class_names)} - self.unnamed_class_ids
+        if new:
+            self.unnamed_class_ids |= new
+            self._logger.warning(
+                f"the model emitted class ids {sorted(new)} but has only "
+                f"{len(self.class_names)} class names (check the `labels` file); these "
+                f"detections carry the id as their class label")

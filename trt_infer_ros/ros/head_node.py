@@ -22,6 +22,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String, UInt8MultiArray
 
+from trt_infer_ros.pipeline.split import CutMismatch
 from trt_infer_ros.ros.class_filter import parse_class_filter
 from trt_infer_ros.ros.detection_output import DetectionOutput
 from trt_infer_ros.ros.detector_parameters import declare_detector_parameters
@@ -97,7 +98,7 @@ class HeadNode(Node):
             with self._receiver.open(payload(msg)) as received:
                 bundle = received.bundle
                 detections = self._stage(received.arrays, bundle.transform)
-        except BundleError as err:
+        except (BundleError, CutMismatch) as err:
             self._diagnostics.count("dropped")
             if isinstance(err, ForeignHandle):
                 self._inline_pub.publish(String(data=host_id()))
