@@ -98,6 +98,12 @@ def test_factory_named_and_auto(conv_model):
         create_runner("openvino", conv_model)
 
 
+def test_a_dla_core_for_tinygrad_names_tensorrt(conv_model):
+    """DLA cores run TensorRT engines only; tinygrad must not say it is not installed."""
+    with pytest.raises(BackendUnavailable, match="DLA0 is a DLA core, which only TensorRT"):
+        create_runner("tinygrad", conv_model, device="DLA0")
+
+
 def test_tensorrt_unavailable_is_explained(conv_model):
     try:
         import tensorrt

@@ -34,6 +34,9 @@ def cuda_driver_present() -> bool:
 
 
 def _import_tinygrad(device: str):
+    if device.upper().startswith("DLA"):
+        raise BackendUnavailable(f"{device} is a DLA core, which only TensorRT reaches; use "
+                                 "backend tensorrt (or device CPU/CUDA for tinygrad)")
     if device.startswith("CPU") and shutil.which("clang") is None:
         raise BackendUnavailable("tinygrad on CPU needs clang, which is not installed "
                                  "(apt-get install clang)")
@@ -44,14 +47,16 @@ def _import_tinygrad(device: str):
         # tinygrad probes for a default device on import; point it at ours instead.
         os.environ["DEV"] = device
     try:
-        from tinygrad import Device, Tensor, TinyJit
-        from tinygrad.helpers import Context
-        from tinygrad.nn.onnx import OnnxRunner
-        Device[device]                     # opens the device: fails here if it cannot run
-    except ImportError as exc:
-        raise BackendUnavailable(f"tinygrad is not installed: {exc}") from exc
-    except Exception as exc:
-        raise BackendUnavailable(f"tinygrad cannot open device {device}: {exc}") from exc
+        try:
+            from tinygrad import Device, Tensor, TinyJit
+            from tinygrad.helpers import Context
+            from tinygrad.nn.onnx import OnnxRunner
+        except ImportError as exc:
+            raise BackendUnavailable(f"tinygrad is not installed: {exc}") from exc
+        try:
+            Device[device]                 # opens the device: fails here if it cannot run
+        except Exception as exc:           # an unknown device name fails as an ImportError too
+            raise BackendUnavailable(f"tinygrad cannot open device {device}: {exc}") from exc
     finally:
         if first_import:
             os.environ.pop("DEV", None)
