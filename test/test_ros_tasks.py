@@ -112,6 +112,11 @@ def test_label_info_reaches_a_late_subscriber_and_labels_file_renames(ros, tmp_p
                                                                       (1, "pallet")]
     (d,) = first(executor, helper, "/detector_node/detections", frame()).detections
     assert d.results[0].hypothesis.class_id == "pallet"
+    # The threshold it states follows live tuning.
+    assert infos[-1].threshold != pytest.approx(0.6)
+    assert set_parameter(executor, helper, "score_threshold", 0.6).successful
+    assert spin_until(executor, lambda: infos[-1].threshold == pytest.approx(0.6), 5.0), \
+        [i.threshold for i in infos]
 
 
 def test_agnostic_nms_is_live(ros, tmp_path):

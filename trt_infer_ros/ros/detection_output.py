@@ -2,8 +2,9 @@
 
 Topics (relative to the node):
   ~/detections   vision_msgs/Detection2DArray  reliable, depth 10: every result counts
-  ~/label_info   vision_msgs/LabelInfo         class map, once, reliable + transient local so a
-                                               subscriber that joins late still gets it
+  ~/label_info   vision_msgs/LabelInfo         class map and score threshold, at start and again
+                                               when the threshold is tuned; reliable + transient
+                                               local so a subscriber that joins late still gets it
   ~/image        sensor_msgs/Image             overlay, reliable depth 1, drawn only while
                                                someone subscribes
   ~/masks        sensor_msgs/Image             segmentation models: mono16 instance ids, 0 for
@@ -39,11 +40,20 @@ class DetectionOutput:
         self.unnamed_class_ids: set[int] = set()     # ids the model emitted beyond the names
         self._logger = node.get_logger()
         self._detections_pub = node.create_publisher(Detection2DArray, "~/detections", 10)
+        self._clock = node.get_clock()
         self._label_info_pub = node.create_publisher(LabelInfo, "~/label_info", LATCHED)
-        self._label_info_pub.publish(to_label_info(self.class_names, score_threshold,
-                                                   node.get_clock().now().to_msg()))
+        self._publish_label_info(score_threshold)
         self._overlay_pub = node.create_publisher(Image, "~/image", image_qos("reliable", 1))
         self._masks_pub = node.create_publisher(Image, "~/masks", image_qos("reliable", 1))
+
+    def _publish_label_info(self, score_threshold: float) -> None:
+        self._label_info_pub.publish(to_label_info(self.class_names, score_threshold,
+                                                   self._clock.now().to_msg()))
+
+    def settings_changed(self, updates: dict) -> None:
+        """Live tuning accepted `updates`: ~/label_info states the threshold now in force."""
+        if "score_threshold" in updates:
+            self._publish_label_info(updates["score_threshold"])
 
     @property
     def wants_overlay(self) -> bool:

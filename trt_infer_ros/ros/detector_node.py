@@ -7,7 +7,7 @@ Topics (remap as usual):
                                                            while someone subscribes
   ~/detections       (pub, vision_msgs/Detection2DArray)   reliable, depth 10: every result counts
   ~/image            (pub, sensor_msgs/Image)              overlay, drawn only while subscribed
-  ~/label_info       (pub, vision_msgs/LabelInfo)          class map, once, transient local
+  ~/label_info       (pub, vision_msgs/LabelInfo)          class map + threshold, transient local
   ~/masks            (pub, sensor_msgs/Image)              mono16 instance ids (segmentation)
   /diagnostics       (pub, diagnostic_msgs/DiagnosticArray) health, about 1 Hz
 """
@@ -44,9 +44,10 @@ class DetectorNode(Node):
                                                                   class_names)
         warm_up(self, lambda blank: self._pipeline(blank, "bgr8"),
                 self._pipeline.adapter.input_spec)
-        self._tuning = LiveTuning(self, self._pipeline.settings, class_names, params["enable"])
-        self._tuning.attach()
         self._output = DetectionOutput(self, class_names, params["score_threshold"])
+        self._tuning = LiveTuning(self, self._pipeline.settings, class_names, params["enable"],
+                                  on_applied=self._output.settings_changed)
+        self._tuning.attach()
         runner = self._pipeline.runner
         self._diagnostics = NodeDiagnostics(
             self, f"{runner.name} on {runner.device}", DETECTOR_STAGES,

@@ -55,10 +55,10 @@ class HeadNode(Node):
         class_names = list(self._stage.adapter.class_names)
         self._stage.settings.class_filter = parse_class_filter(params["class_filter"],
                                                                class_names)
-        self._tuning = LiveTuning(self, self._stage.settings, class_names, params["enable"],
-                                  HEAD_PARAMETERS)
-        self._tuning.attach()
         self._output = DetectionOutput(self, class_names, params["score_threshold"])
+        self._tuning = LiveTuning(self, self._stage.settings, class_names, params["enable"],
+                                  HEAD_PARAMETERS, on_applied=self._output.settings_changed)
+        self._tuning.attach()
         self._receiver = FeatureReceiver()
         runner = self._stage.runner
         self._diagnostics = NodeDiagnostics(

@@ -6,7 +6,7 @@ validated first, then applied: a rejected batch changes nothing.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from rcl_interfaces.msg import SetParametersResult
 
@@ -20,8 +20,11 @@ class LiveTuning:
     """Holds `enabled` and writes accepted changes into `settings` (read on every frame)."""
 
     def __init__(self, node, settings: DetectionSettings, class_names: Sequence[str],
-                 enabled: bool, specs=DETECTOR_PARAMETERS) -> None:
+                 enabled: bool, specs=DETECTOR_PARAMETERS,
+                 on_applied: Callable[[dict], None] = lambda updates: None) -> None:
+        """`on_applied(updates)`: told each accepted batch ({name: value})."""
         self._node = node
+        self._on_applied = on_applied
         self._settings = settings
         self._class_names = list(class_names)
         self._specs = specs
@@ -56,6 +59,7 @@ class LiveTuning:
         if updates:
             self._node.get_logger().info("updated " + ", ".join(
                 f"{k}={shown(v)}" for k, v in updates.items()))
+            self._on_applied(updates)
         return SetParametersResult(successful=True)
 
 
