@@ -52,6 +52,15 @@ def test_missing_onnx_file_is_named(tmp_path):
     assert p["onnx"].startswith("not found: ") and "yolov8n.onnx" in p["onnx"]
 
 
+def test_cut_tensors_without_split_is_refused(tmp_path):
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    p = problems(onnx=str(onnx), cut_tensors=["/model.8/Concat_output_0"])
+    assert list(p) == ["cut_tensors"] and "set split:=true" in p["cut_tensors"]
+    assert "cut_tensors" not in problems(onnx=str(onnx), split=True,
+                                         cut_tensors=["/model.8/Concat_output_0"])
+
+
 def test_every_problem_is_reported_at_once(tmp_path):
     with pytest.raises(BuildConfigError) as err:
         BuildOptions(onnx="", precision="int4", dla_core=-3, min_shape="1x3x64x64",

@@ -425,6 +425,10 @@ class BuildOptions:
         if self.uses_dla and self.precision == "fp32" and not self.strongly_typed:
             p.append(("precision", "DLA runs only fp16 or int8; use precision fp16, int8 or best "
                                    "with dla_core, or dla_core -1 for an fp32 GPU engine"))
+        if self.cut_tensors and not self.split:
+            p.append(("cut_tensors", "cut_tensors applies to split builds only; set split:=true "
+                                     "for backbone and head engines, or leave cut_tensors empty "
+                                     "for one whole-model engine"))
         p.extend(self._shape_problems())
         p.extend(self._calibration_problems())
         p.extend(self._accuracy_gate_problems())
