@@ -2,8 +2,10 @@
 node starts, and pass good ones on normalised."""
 import pytest
 
-from trt_infer_ros.bench import cli, transport
-from trt_infer_ros.resources import default_model_path
+pytest.importorskip("matplotlib", reason="matplotlib not installed (rosdep: python3-matplotlib)")
+
+from trt_infer_ros.bench import cli, transport  # noqa: E402
+from trt_infer_ros.resources import default_model_path  # noqa: E402
 
 
 def refused(capsys, parse, argv) -> str:
