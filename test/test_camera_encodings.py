@@ -1,6 +1,5 @@
 """Camera encodings the model does not read directly (YUV 4:2:2, Bayer mosaics, 16-bit Bayer)
 become bgr8 as cv_bridge converts them; checked against frames built here from known colours."""
-import cv2
 import numpy as np
 import pytest
 

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from trt_infer_ros.ros.image_conversion import ImageConversionError, to_uint8
+from trt_infer_ros.ros.image_conversion import opencv_pixels
 
 MAX_BACKOFF_S = 30.0
 
@@ -130,15 +130,7 @@ def _why_file_unopenable(path: str) -> str:
 def frame_and_encoding(frame) -> tuple:
     """A captured frame as an 8-bit image and its encoding: OpenCV gives BGR, but a GStreamer
     pipeline may end in GRAY8, GRAY16 or BGRx."""
-    frame = to_uint8(frame)
-    channels = 1 if frame.ndim == 2 else frame.shape[2]
-    if channels == 1:
-        return (frame if frame.ndim == 2 else frame[:, :, 0]), "mono8"
-    if channels == 3:
-        return frame, "bgr8"
-    if channels == 4:
-        return frame, "bgra8"
-    raise ImageConversionError(f"captured frame with {channels} channels")
+    return opencv_pixels(frame, "captured frame")
 
 
 class CaptureThread:

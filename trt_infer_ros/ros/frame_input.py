@@ -22,7 +22,7 @@ from trt_infer_ros.cuda.jpeg_decoder import is_jpeg
 from trt_infer_ros.ros.capture import (CaptureThread, camera_info_from_file, describe,
                                        frame_and_encoding, stamp_of)
 from trt_infer_ros.ros.image_conversion import (ImageConversionError, array_to_image,
-                                                image_for_model, to_uint8)
+                                                image_for_model, opencv_pixels)
 from trt_infer_ros.ros.parameters import ParamSpec
 from trt_infer_ros.ros.qos import image_qos
 
@@ -87,16 +87,8 @@ def decode_compressed(fmt: str, data) -> tuple[np.ndarray, str]:
     if image is None:
         raise ImageConversionError(f"compressed image ({fmt or 'no format'}, {buffer.size} "
                                    "bytes) is neither a readable JPEG nor PNG")
-    image = to_uint8(image)
-    channels = 1 if image.ndim == 2 else image.shape[2]
     encoded = fmt.split("compressed", 1)[1].strip().lower() if "compressed" in fmt else ""
-    if channels == 1:
-        return image, "mono8"
-    if channels == 3:
-        return image, "rgb8" if encoded == "rgb8" else "bgr8"
-    if channels == 4:
-        return image, "rgba8" if encoded == "rgba8" else "bgra8"
-    raise ImageConversionError(f"compressed image with {channels} channels")
+    return opencv_pixels(image, "compressed image", encoded)
 
 
 DEPTH_ENCODINGS = ("16uc1", "32fc1")     # what depth cameras and depth_image_proc publish
@@ -167,8 +159,9 @@ class FrameInput:
         if params["source"] and params["image_transport"] != "raw":
             log.warning(f"image_transport {params['image_transport']!r} is ignored: frames are "
                         f"captured from source {params['source']!r}, not subscribed")
-        unused = [name for name, default in (("frame_id", "camera"), ("camera_info_file", ""))
-                  if not params["source"] and params[name] != default]
+        defaults = {spec.name: spec.default for spec in INPUT_PARAMETERS}
+        unused = [name for name in ("frame_id", "camera_info_file")
+                  if not params["source"] and params[name] != defaults[name]]
         if unused:
             verbs = "apply only to captured frames (source) and are" if len(unused) > 1 else \
                 "applies only to captured frames (source) and is"

@@ -50,6 +50,7 @@ SIXTEEN_BIT = {"mono16": "mono8", "bgr16": "bgr8", "rgb16": "rgb8", "bgra16": "b
                "rgba16": "rgba8"}     # 16-bit encodings and the 8-bit ones they are read as
 # Camera encodings OpenCV converts to bgr8, with the codes cv_bridge uses: ROS names a Bayer
 # pattern by its top-left 2x2 block, OpenCV by the second row's middle pair.
+YUV422 = ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")     # two bytes per pixel, pairs share chroma
 TO_BGR = {"yuv422": "COLOR_YUV2BGR_UYVY", "uyvy": "COLOR_YUV2BGR_UYVY",
           "yuv422_yuy2": "COLOR_YUV2BGR_YUYV", "yuyv": "COLOR_YUV2BGR_YUYV",
           "bayer_rggb8": "COLOR_BayerBG2BGR", "bayer_bggr8": "COLOR_BayerRG2BGR",
@@ -72,7 +73,7 @@ def image_for_model(msg) -> tuple[np.ndarray, str]:
     if encoding in BAYER_16:
         return _to_bgr(_high_bytes(msg, 1), BAYER_16[encoding]), "bgr8"
     if encoding in TO_BGR:
-        pixel_bytes = 2 if encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv") else 1
+        pixel_bytes = 2 if encoding in YUV422 else 1
         rows = _pixel_rows(msg, pixel_bytes)
         if pixel_bytes == 2:
             if msg.width % 2:
@@ -107,6 +108,21 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint16:
         return (array >> 8).astype(np.uint8)
     raise ImageConversionError(f"{array.dtype} pixels; only 8- and 16-bit images are supported")
+
+
+def opencv_pixels(image: np.ndarray, what: str, encoded: str = "") -> tuple[np.ndarray, str]:
+    """An image as OpenCV gives it (HxW, HxWx1, HxWx3 or HxWx4; 8 or 16 bit) as 8-bit pixels and
+    their encoding. Colour channels are in OpenCV's BGR order unless `encoded` (the encoding a
+    producer says they are in) is rgb8 / rgba8; `what` names the image in the error."""
+    image = to_uint8(image)
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels == 1:
+        return (image if image.ndim == 2 else image[:, :, 0]), "mono8"
+    if channels == 3:
+        return image, "rgb8" if encoded == "rgb8" else "bgr8"
+    if channels == 4:
+        return image, "rgba8" if encoded == "rgba8" else "bgra8"
+    raise ImageConversionError(f"{what} with {channels} channels")
 
 
 def array_to_image(array: np.ndarray, encoding: str, header=None):
