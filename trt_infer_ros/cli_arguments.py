@@ -53,17 +53,19 @@ def size(text: str) -> str:
 def sizes(text: str) -> str:
     """A comma-separated list of WIDTHxHEIGHT ('native' is not a size to send)."""
     given = [v.strip() for v in text.split(",") if v.strip()]
-    parsed = []
-    for value in given:
-        try:
-            parsed.append(size(value))
-        except argparse.ArgumentTypeError:
-            parsed.append("native")
-        if parsed[-1] == "native":
-            raise argparse.ArgumentTypeError(f"size {value!r} is not WIDTHxHEIGHT, e.g. 1280x720")
-    if not parsed:
+    if not given:
         raise argparse.ArgumentTypeError("no size given, e.g. 1280x720")
-    return ",".join(parsed)
+    return ",".join(_size_to_send(value) for value in given)
+
+
+def _size_to_send(value: str) -> str:
+    try:
+        normalised = size(value)
+    except argparse.ArgumentTypeError:
+        normalised = "native"
+    if normalised == "native":
+        raise argparse.ArgumentTypeError(f"size {value!r} is not WIDTHxHEIGHT, e.g. 1280x720")
+    return normalised
 
 
 def model_file(text: str) -> str:
