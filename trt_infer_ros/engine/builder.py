@@ -505,11 +505,7 @@ def save_timing_cache(config, path: str, log: LogFn) -> None:
         return
     cache = config.get_timing_cache()
     data = bytes(cache.serialize())
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    write_atomic(path, data)
     log(f"timing cache: wrote {len(data)} bytes to {path}")
 
 

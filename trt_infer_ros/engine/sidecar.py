@@ -13,6 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from trt_infer_ros.file_io import write_atomic
+
 FORMAT = "trt_infer_ros.engine/1"
 
 
@@ -68,11 +70,7 @@ def write_sidecar(engine_path: str, sidecar: EngineSidecar) -> str:
     if not sidecar.created_utc:
         sidecar.created_utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     path = sidecar_path(engine_path)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(sidecar.to_json())
-        f.write("\n")
-    os.replace(tmp, path)
+    write_atomic(path, (sidecar.to_json() + "\n").encode("utf-8"))
     return path
 
 

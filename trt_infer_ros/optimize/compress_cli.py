@@ -30,6 +30,7 @@ from typing import Optional
 import onnx
 
 from trt_infer_ros.cli_arguments import number
+from trt_infer_ros.file_io import write_atomic
 from trt_infer_ros.optimize.frames import ImageInputError, load_frames, optional_frames, split
 from trt_infer_ros.optimize.requirements import require
 
@@ -208,14 +209,7 @@ class Session:
 
 
 def _write(path: str, model: onnx.ModelProto, report: dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):             # a failed or interrupted save leaves no stray file
-            os.remove(tmp)
+    write_atomic(path, model.SerializeToString())
     _write_report(path, report)
 
 
