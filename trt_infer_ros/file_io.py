@@ -23,3 +23,11 @@ def write_atomic(path: str, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether paths `a` and `b` name one file: the same path, a symbolic or a hard link
+    (either may not exist yet)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)

@@ -24,7 +24,7 @@ from typing import Optional
 import onnx
 
 from trt_infer_ros.cli_arguments import number
-from trt_infer_ros.file_io import write_atomic
+from trt_infer_ros.file_io import same_file, write_atomic
 from trt_infer_ros.optimize.agreement import AgreementError, load_labels
 from trt_infer_ros.optimize.analysis import METRICS, Analysis
 from trt_infer_ros.optimize.calibrate import METHODS, cache_meta, collect, write_cache
@@ -110,7 +110,7 @@ def make_adapter(args):
 def cache_problem(cache: str, onnx_path: str) -> Optional[str]:
     if os.path.isdir(cache):
         return f"--cache {cache!r} is a directory; give the calibration cache's file path"
-    if os.path.isfile(cache) and os.path.isfile(onnx_path) and os.path.samefile(cache, onnx_path):
+    if same_file(cache, onnx_path):
         return f"--cache {cache!r} is the model itself; give another file for the cache"
     return None
 

@@ -30,7 +30,7 @@ from typing import Optional
 import onnx
 
 from trt_infer_ros.cli_arguments import number
-from trt_infer_ros.file_io import write_atomic
+from trt_infer_ros.file_io import same_file, write_atomic
 from trt_infer_ros.optimize.frames import ImageInputError, load_frames, optional_frames, split
 from trt_infer_ros.optimize.requirements import require
 
@@ -134,8 +134,7 @@ def load_onnx(path: str) -> onnx.ModelProto:
 def check_output(out: str, inputs: list[str]) -> None:
     """Refuse, before any work, an output that is an input or cannot be written."""
     for path in inputs:
-        if os.path.abspath(out) == os.path.abspath(path) or \
-                os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path):
+        if same_file(out, path):
             raise ValueError(f"--out {out} is the input model {path}; choose another file")
     if os.path.isdir(out):
         raise ValueError(f"--out {out} is a directory; give a file name such as "
