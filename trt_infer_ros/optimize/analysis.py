@@ -5,7 +5,7 @@ the builder's gate) is a sequence of measures."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import onnx
@@ -15,7 +15,7 @@ from trt_infer_ros.optimize.agreement import (Agreement, AgreementError, GroundT
 from trt_infer_ros.optimize.calibrate import ActivationStats, collect
 from trt_infer_ros.optimize.layers import Layer, require_layers
 from trt_infer_ros.optimize.qdq import build_model
-from trt_infer_ros.optimize.simulate import CANDIDATE_SETTINGS, Detector
+from trt_infer_ros.optimize.simulate import Detector, candidate_settings
 
 LOG = logging.getLogger("trt_infer_ros.optimize")
 METRICS = ("map50_95", "map50")
@@ -43,10 +43,7 @@ class Analysis:
         self.method, self.percentile = method, percentile
         self.reference_threshold = reference_threshold
         self.labels = labels
-        # detections below the candidate threshold would never reach a lower reference threshold
-        candidates = replace(CANDIDATE_SETTINGS, score_threshold=min(
-            CANDIDATE_SETTINGS.score_threshold, reference_threshold))
-        self.detector = Detector(adapter, held_out_frames, candidates)
+        self.detector = Detector(adapter, held_out_frames, candidate_settings(reference_threshold))
         self.calibration_frames = list(calibration_frames)
         self.reference = self.detector.detect(self.model)
         self.fp32_truth = coco_map(labels, self.reference) if labels else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -22,7 +22,7 @@ import onnx
 
 from trt_infer_ros.optimize.agreement import Agreement, detection_agreement
 from trt_infer_ros.optimize.calibrate import observing
-from trt_infer_ros.optimize.simulate import CANDIDATE_SETTINGS, Detector, input_feed, session_for
+from trt_infer_ros.optimize.simulate import Detector, candidate_settings, input_feed, session_for
 from trt_infer_ros.optimize.trainable import TrainableModel
 
 LOG = logging.getLogger("trt_infer_ros.optimize")
@@ -93,10 +93,7 @@ class Judge:
 
     def __init__(self, adapter, teacher: onnx.ModelProto, frames: Sequence,
                  reference_threshold: float = 0.3):
-        # candidates keep boxes somewhat below the reference threshold (a low threshold lowers both)
-        candidates = replace(CANDIDATE_SETTINGS, score_threshold=min(
-            CANDIDATE_SETTINGS.score_threshold, reference_threshold))
-        self.detector = Detector(adapter, frames, candidates)
+        self.detector = Detector(adapter, frames, candidate_settings(reference_threshold))
         self.reference_threshold = reference_threshold
         self.reference = self.detector.detect(teacher)
 

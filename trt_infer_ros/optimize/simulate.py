@@ -8,6 +8,7 @@ it, else the CPU.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -19,6 +20,13 @@ from trt_infer_ros.pipeline.settings import DetectionSettings
 
 # candidates keep low-scoring boxes: mAP ranks them, and a box FP32 scores 0.31 may score 0.29
 CANDIDATE_SETTINGS = DetectionSettings(score_threshold=0.05)
+
+
+def candidate_settings(reference_threshold: float) -> DetectionSettings:
+    """CANDIDATE_SETTINGS, with the score threshold lowered to `reference_threshold` when that
+    is lower: a candidate box below it could never match a reference box."""
+    return replace(CANDIDATE_SETTINGS, score_threshold=min(CANDIDATE_SETTINGS.score_threshold,
+                                                           reference_threshold))
 
 
 def providers() -> list[str]:
