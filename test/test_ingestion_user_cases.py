@@ -335,7 +335,7 @@ def test_capturing_node_stops_quietly_while_image_raw_is_watched(ros, video, sig
     raw = collect(helper, "/detector_node/image_raw", Image)
     proc = start_node("detector_node", "-p", f"source:={path}")
     try:
-        wait_ready(proc, "ready:")
+        log = wait_ready(proc, "ready:")       # grows until the process ends
         assert spin_until(executor, lambda: len(raw) >= 3, 30.0), "no captured frames published"
         proc.send_signal(sig)
         spin_until(executor, lambda: proc.poll() is not None, 30.0)
@@ -344,7 +344,7 @@ def test_capturing_node_stops_quietly_while_image_raw_is_watched(ros, video, sig
         if proc.poll() is None:
             proc.kill()
     stderr = proc.stderr.read()
-    assert rc == 0 and stderr == "", stderr
+    assert rc == 0 and stderr == "", stderr + "\nits log:\n" + "".join(log[-30:])
 
 
 def test_launch_file_passes_source_and_frame_id_to_the_detector(ros, video):

@@ -1,7 +1,6 @@
 """Sensitivity and mixed-precision search on a detector built so that one known layer is
 sensitive (its input carries a channel 500x wider than the others): the search must find it."""
 import numpy as np
-import onnx
 import pytest
 from onnx import helper
 

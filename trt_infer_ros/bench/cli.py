@@ -283,7 +283,7 @@ def graph_summary(result: dict) -> str:
     search = result.get("search")
     if search:
         peak = search["peak_rate_hz"]
-        lines += ["", f"peak sustainable input rate: "
+        lines += ["", "peak sustainable input rate: "
                   + (f"{peak:.2f} Hz" if peak else "below the start rate")
                   + f" (at most {search['drop_limit']:.0%} of frames dropped"
                   + ("; capped at --search-max" if search["capped_at_max_rate"] else "") + ")"]

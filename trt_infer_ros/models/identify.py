@@ -176,7 +176,6 @@ def identify(info: GraphInfo) -> Identification:
     if len(found) == 1:
         kind, task = next(iter(found.items()))
         return _with_layout(info, Identification(kind, task, reason="the only layout that fits"))
-    meta = info.metadata
     by_meta = _from_metadata(info, found)
     if by_meta is not None:
         return _with_layout(info, by_meta)

@@ -17,7 +17,6 @@ from typing import Optional
 import numpy as np
 
 from trt_infer_ros.optimize.analysis import Analysis
-from trt_infer_ros.optimize.calibrate import FINE_BINS
 from trt_infer_ros.optimize.layers import weight_array
 from trt_infer_ros.optimize.quantize import (QuantSpec, compute_params, fake_quantize,
                                              quantization_error)

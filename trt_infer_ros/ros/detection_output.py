@@ -39,6 +39,7 @@ class DetectionOutput:
         self.class_names = list(class_names)
         self.unnamed_class_ids: set[int] = set()     # ids the model emitted beyond the names
         self._logger = node.get_logger()
+        self._node_context = node.context
         self._detections_pub = node.create_publisher(Detection2DArray, "~/detections", 10)
         self._clock = node.get_clock()
         self._label_info_pub = node.create_publisher(LabelInfo, "~/label_info", LATCHED)
@@ -82,6 +83,8 @@ class DetectionOutput:
                if not 0 <= c < len(self.class_names)} - self.unnamed_class_ids
         if new:
             self.unnamed_class_ids |= new
+            if not self._node_context.ok():
+                return      # shutting down: the log would not reach /rosout
             self._logger.warning(
                 f"the model emitted class ids {sorted(new)} but has only "
                 f"{len(self.class_names)} class names (check the `labels` file); these "

@@ -86,6 +86,8 @@ class NodeDiagnostics:
             self._summary_ms = 0.0
         if not any(counts[name] for name in self._counters if name != "in"):
             return
+        if not self._node.context.ok():
+            return          # Ctrl-C came while this timer ran: the log would not reach /rosout
         frames = counts["processed"]
         parts = [f"{frames / self._summary_period:.1f} frames/s",
                  f"{total_ms / max(frames, 1):.1f} ms per frame"]

@@ -224,11 +224,15 @@ class FrameInput:
                     f"delivers {width}x{height}; ~/camera_info is published as the file says")
             self._diagnostics.set_value("camera_info", text)
             self._diagnostics.set_problem("camera_info", text)
-            self._node.get_logger().warning(text)
+            if self._node.context.ok():
+                self._node.get_logger().warning(text)
         else:
             self._diagnostics.set_problem("camera_info", None)
 
     def _report(self, level: str, text: str) -> None:
+        if not self._node.context.ok():
+            return      # shut down (Ctrl-C): a source stopping now is no problem, and a log
+            #             call from this thread would only print rcl's "/rosout" error
         self._trouble_shown = True
         self._diagnostics.set_value("capture", text)
         self._diagnostics.set_problem("capture", text)

@@ -54,6 +54,8 @@ class FrameWorker:
                 self._process(msg)
             except ImageConversionError as err:      # a malformed message
                 self._diagnostics.count("rejected")
+                if not self._node.context.ok():
+                    return
                 self._node.get_logger().warning(f"dropped a frame: {err}",
                                                 throttle_duration_sec=5.0)
             except Exception as err:                 # one bad frame never stops the node
