@@ -169,6 +169,16 @@ def test_builder_engine_and_timing_cache_on_one_path_are_refused(tmp_path):
     assert "is the engine file" in errors[0] and not os.path.exists(same)
 
 
+def test_builder_output_that_is_a_hard_link_to_the_model_is_refused(tmp_path):
+    model = make_detector(tmp_path / "det.onnx")
+    link = str(tmp_path / "det.engine")
+    os.link(model, link)
+    before = open(model, "rb").read()
+    errors = []
+    assert run_builder(tmp_path, model, errors, engine=link) == 2
+    assert "is the ONNX model" in errors[0] and open(model, "rb").read() == before
+
+
 def test_gate_without_usable_validation_images_ends_in_one_message(tmp_path, images):
     model = make_detector(tmp_path / "det.onnx")
     cache = str(tmp_path / "calib.cache")

@@ -19,6 +19,8 @@ import stat
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional, Sequence
 
+from trt_infer_ros.file_io import same_file
+
 PRECISIONS = ("fp32", "fp16", "int8", "best")
 CALIBRATION_ALGORITHMS = ("entropy2", "minmax", "percentile", "legacy")
 LAYER_PRECISIONS = ("fp32", "fp16", "int8")
@@ -474,16 +476,18 @@ class BuildOptions:
     def _clobber_problems(self) -> list[tuple[str, str]]:
         """Outputs that are the ONNX model or one another: one write would destroy the other."""
         p: list[tuple[str, str]] = []
-        seen = {os.path.realpath(self.onnx): "onnx"} if self.onnx else {}
+        earlier = [("onnx", self.onnx)] if self.onnx else []
         for name in ("engine", "timing_cache", "calibration_cache"):
             path = getattr(self, name)
             if not path:
                 continue
-            other = seen.setdefault(os.path.realpath(path), name)
-            if other != name:
+            other = next((n for n, q in earlier if same_file(path, q)), None)
+            if other is not None:
                 what = "the ONNX model" if other == "onnx" else f"the {other} file"
                 p.append((name, f"{path!r} is {what}; the build would overwrite it: give "
                                 "another path"))
+            else:
+                earlier.append((name, path))
         return p
 
     def _shape_problems(self) -> list[tuple[str, str]]:
