@@ -8,6 +8,7 @@ as that camera.
   ros2 launch trt_infer_ros detect.launch.py start_source:=true
   ros2 launch trt_infer_ros detect.launch.py model_path:=/models/yolov8n.onnx
       qos_reliability:=reliable
+  ros2 launch trt_infer_ros detect.launch.py start_source:=true dds_profile:=camera_frames
 
 `source` is captured by detector_node itself (a V4L2 device, GStreamer pipeline, video file or
 RTSP URL), unless start_source:=true: then image_source_node replays it (a directory of images or
@@ -22,8 +23,8 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from trt_infer_ros.launch_support import (camera_arguments, given_overrides, image_source,
-                                          override_arguments)
+from trt_infer_ros.launch_support import (camera_arguments, dds_profile, dds_profile_argument,
+                                          given_overrides, image_source, override_arguments)
 
 DETECTOR_OVERRIDES = {
     "model_path": "ONNX model or TensorRT engine (empty: params_file's)",
@@ -69,10 +70,11 @@ def _arguments(share: str) -> list:
     args = [a for a in camera_arguments(share, "detector.yaml", "detector_node parameters")
             if a.name != "source"]
     args.append(DeclareLaunchArgument("source", default_value="", description=SOURCE_DESCRIPTION))
-    return args + override_arguments(DETECTOR_OVERRIDES)
+    return args + override_arguments(DETECTOR_OVERRIDES) + [dds_profile_argument()]
 
 
 def generate_launch_description():
     share = get_package_share_directory("trt_infer_ros")
-    return LaunchDescription(_arguments(share) + [OpaqueFunction(function=_detector),
+    return LaunchDescription(_arguments(share) + [dds_profile(share),
+                                                  OpaqueFunction(function=_detector),
                                                   image_source()])

@@ -17,8 +17,8 @@ from launch.actions import OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from trt_infer_ros.launch_support import (camera_arguments, given_overrides, image_source,
-                                          override_arguments)
+from trt_infer_ros.launch_support import (camera_arguments, dds_profile, dds_profile_argument,
+                                          given_overrides, image_source, override_arguments)
 
 BOTH = {"model_path": "whole model ONNX (empty: params_file's)",
         "model_type": "output layout, auto or a family (empty: params_file's)",
@@ -52,5 +52,6 @@ def _pair(context):
 def generate_launch_description():
     share = get_package_share_directory("trt_infer_ros")
     args = camera_arguments(share, "split.yaml", "backbone_node and head_node parameters")
-    args += override_arguments({**BOTH, **BACKBONE_ONLY, **HEAD_ONLY})
-    return LaunchDescription(args + [OpaqueFunction(function=_pair), image_source()])
+    args += override_arguments({**BOTH, **BACKBONE_ONLY, **HEAD_ONLY}) + [dds_profile_argument()]
+    return LaunchDescription(args + [dds_profile(share), OpaqueFunction(function=_pair),
+                                     image_source()])

@@ -370,3 +370,62 @@ def test_launch_file_passes_source_and_frame_id_to_the_detector(ros, video):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _environment_of(session: int, executable: str) -> dict:
+    """The environment of the process running `executable` in launch session `session`."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getsid(int(pid)) != session:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if executable.encode() not in f.read():
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                pairs = [e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e]
+            return {k.decode(): v.decode() for k, v in pairs}
+        except (OSError, ProcessLookupError):
+            continue
+    return {}
+
+
+def test_launch_file_gives_the_nodes_the_camera_frames_profile(ros):
+    ros2 = shutil.which("ros2")
+    if ros2 is None:
+        pytest.skip("the ros2 command line is not installed (../shared/tools/ros2_cli.sh)")
+    context, executor, helper, nodes = ros
+    results = collect(helper, "/detector_node/detections")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id()), FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA")
+    proc = subprocess.Popen([ros2, "launch", "trt_infer_ros", "detect.launch.py",
+                             "start_source:=true", "rate:=5.0", "backend:=onnxruntime",
+                             "camera_topic:=/profiled/image", "dds_profile:=camera_frames"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    try:
+        # The profile keeps UDPv4 too: this process, on LARGE_DATA, still hears the detector.
+        assert spin_until(executor, lambda: len(results) >= 2, 60.0), "nothing detected"
+        for executable in ("detector_node", "image_source_node"):
+            node_env = _environment_of(proc.pid, executable)
+            assert node_env.get("FASTDDS_DEFAULT_PROFILES_FILE", "").endswith(
+                "fastdds_camera_frames.xml"), executable
+            assert "FASTDDS_BUILTIN_TRANSPORTS" not in node_env, executable
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_launch_file_refuses_a_dds_profile_that_is_no_file(tmp_path):
+    ros2 = shutil.which("ros2")
+    if ros2 is None:
+        pytest.skip("the ros2 command line is not installed (../shared/tools/ros2_cli.sh)")
+    missing = str(tmp_path / "nowhere.xml")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id()))
+    done = subprocess.run([ros2, "launch", "trt_infer_ros", "detect.launch.py",
+                           f"dds_profile:={missing}"], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode != 0
+    assert f"no such file {missing!r}" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

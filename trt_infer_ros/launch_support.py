@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
-from launch.actions import DeclareLaunchArgument
+from launch.actions import (DeclareLaunchArgument, LogInfo, OpaqueFunction,
+                            SetEnvironmentVariable, UnsetEnvironmentVariable)
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -44,6 +45,43 @@ def camera_arguments(share: str, params_file: str, params_description: str) -> l
         DeclareLaunchArgument("rate", default_value="5.0",
                               description="image_source_node frames per second"),
     ]
+
+
+CAMERA_FRAMES_PROFILE = "camera_frames"
+
+
+def dds_profile_argument() -> DeclareLaunchArgument:
+    return DeclareLaunchArgument(
+        "dds_profile", default_value="",
+        description="Fast DDS transport of the launched nodes: empty keeps the environment's; "
+                    f"{CAMERA_FRAMES_PROFILE}: the package's profile for camera frames on one "
+                    "host (config/fastdds_camera_frames.xml; 16 MiB of /dev/shm per process; "
+                    "see the README, 'Camera frames between processes'); or the path of a Fast DDS "
+                    "XML profiles file")
+
+
+def dds_profile(share: str) -> OpaqueFunction:
+    """The environment the nodes launched after it get for `dds_profile` (Fast DDS reads it when
+    a process starts, so it is set here rather than by a parameter). The profile replaces any
+    FASTDDS_BUILTIN_TRANSPORTS, as the transport benchmark sets them: the two never mix."""
+    def actions(context) -> list:
+        value = LaunchConfiguration("dds_profile").perform(context).strip()
+        if not value:
+            return []
+        path = (os.path.join(share, "config", "fastdds_camera_frames.xml")
+                if value == CAMERA_FRAMES_PROFILE else os.path.abspath(os.path.expanduser(value)))
+        if not os.path.isfile(path):
+            raise ValueError(f"dds_profile {value!r}: no such file {path!r}; give "
+                             f"{CAMERA_FRAMES_PROFILE} or the path of a Fast DDS XML profiles "
+                             "file")
+        notes = [LogInfo(msg=f"Fast DDS profile {path} for the launched nodes")]
+        rmw = context.environment.get("RMW_IMPLEMENTATION", "")
+        if rmw and "fastrtps" not in rmw and "fastdds" not in rmw:
+            notes.append(LogInfo(msg=f"RMW_IMPLEMENTATION is {rmw}: dds_profile configures Fast "
+                                     "DDS only and has no effect on it"))
+        return [SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", path),
+                UnsetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS")] + notes
+    return OpaqueFunction(function=actions)
 
 
 def image_source() -> Node:
