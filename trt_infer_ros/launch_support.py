@@ -56,8 +56,8 @@ def dds_profile_argument() -> DeclareLaunchArgument:
         description="Fast DDS transport of the launched nodes: empty keeps the environment's; "
                     f"{CAMERA_FRAMES_PROFILE}: the package's profile for camera frames on one "
                     "host (config/fastdds_camera_frames.xml; 16 MiB of /dev/shm per process; "
-                    "see the README, 'Camera frames between processes'); or the path of a Fast DDS "
-                    "XML profiles file")
+                    "see the README, 'Camera frames between processes'); or the path of a "
+                    "Fast DDS XML profiles file")
 
 
 def dds_profile(share: str) -> OpaqueFunction:
