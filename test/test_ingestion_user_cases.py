@@ -347,6 +347,15 @@ def test_capturing_node_stops_quietly_while_image_raw_is_watched(ros, video, sig
     assert rc == 0 and stderr == "", stderr + "\nits log:\n" + "".join(log[-30:])
 
 
+def stop_launch(proc: subprocess.Popen) -> None:
+    """Ctrl-C to a `ros2 launch` started in its own session, as a terminal sends it."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def test_launch_file_passes_source_and_frame_id_to_the_detector(ros, video):
     ros2 = shutil.which("ros2")
     if ros2 is None:
@@ -365,11 +374,7 @@ def test_launch_file_passes_source_and_frame_id_to_the_detector(ros, video):
             "published nothing from source"
         assert all(m.header.frame_id == "launched_cam" for m in results)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_launch(proc)
 
 
 def _environment_of(session: int, executable: str) -> dict:
@@ -410,11 +415,7 @@ def test_launch_file_gives_the_nodes_the_camera_frames_profile(ros):
                 "fastdds_camera_frames.xml"), executable
             assert "FASTDDS_BUILTIN_TRANSPORTS" not in node_env, executable
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_launch(proc)
 
 
 def test_launch_file_refuses_a_dds_profile_that_is_no_file(tmp_path):
