@@ -99,6 +99,8 @@ class HeadNode(Node):
                 bundle = received.bundle
                 detections = self._stage(received.arrays, bundle.transform)
         except (BundleError, CutMismatch) as err:
+            if not self.context.ok():
+                return          # shutting down (the backbone may be going too): nothing to say
             self._diagnostics.count("dropped")
             if isinstance(err, ForeignHandle):
                 self._inline_pub.publish(String(data=host_id()))
