@@ -297,3 +297,35 @@ def test_run_into_writes_every_bound_output_in_place_and_matches_run(split_model
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError):
         runner.run_into(tensor, {first: dest[..., ::2]})
+
+
+def test_the_head_warms_up_on_blank_tensors_shaped_as_the_backbone_sends_them(split_model,
+                                                                              tmp_path):
+    import onnx
+
+    from trt_infer_ros.pipeline.split import build_backbone, build_head
+    from trt_infer_ros.ros.warm_up import blank_frame
+
+    model, files = split_model
+    backbone = build_backbone(model, files.backbone, backend="onnxruntime")
+    head = build_head(model, files.head, backend="onnxruntime",
+                      input_names=list(files.cut_tensors))
+    try:
+        features, _ = backbone(blank_frame(backbone.adapter.input_spec), "bgr8")
+        blank = head.blank_features()
+        assert {n: (a.shape, a.dtype) for n, a in blank.items()} == \
+            {n: (a.shape, a.dtype) for n, a in features.items()}
+        assert all(not a.any() for a in blank.values())
+        outputs = head.run_model(blank)
+        assert len(outputs) == len(head.runner.output_names)
+        # A head whose file leaves a dimension open cannot be warmed up before its first bundle.
+        dynamic = onnx.load(files.head)
+        dynamic.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+        head.model_path = str(tmp_path / "dynamic_head.onnx")
+        onnx.save(dynamic, head.model_path)
+        assert head.blank_features() is None
+        head.model_path = str(tmp_path / "head.engine")
+        assert head.blank_features() is None
+    finally:
+        backbone.close()
+        head.close()

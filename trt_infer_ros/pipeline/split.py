@@ -61,8 +61,10 @@ class HeadStage:
     DetectionPipeline."""
 
     def __init__(self, adapter, runner, settings: Optional[DetectionSettings] = None,
-                 input_names: Optional[Sequence[str]] = None) -> None:
+                 input_names: Optional[Sequence[str]] = None,
+                 model_path: Optional[str] = None) -> None:
         self.adapter, self.runner = adapter, runner
+        self.model_path = model_path            # what the runner runs (for blank_features)
         self.settings = settings if settings is not None else DetectionSettings()
         self.nonfinite_dropped = 0
         # The head's inputs are the cut tensors (split_model keeps their order).
@@ -81,14 +83,40 @@ class HeadStage:
             raise CutMismatch(f"the backbone sends tensors {sorted(features)} but this head "
                               f"takes {self.input_names}: give backbone_node and head_node the "
                               f"same model_path and cut_tensors")
+        outputs = self.run_model(features)
+        result, dropped = finish_detections(self.adapter, outputs, transform, self.settings)
+        self.nonfinite_dropped += dropped
+        return result
+
+    def run_model(self, features: Mapping[str, np.ndarray]) -> list:
+        """The head model's raw outputs for the cut tensors `features`."""
         names = self.input_names or list(features)
         first_name = self.runner.input_name if self.runner.input_name in names else names[0]
         first = features[first_name]
         rest = {n: features[n] for n in names if n != first_name}
-        outputs = self.runner.run(first, rest) if rest else self.runner.run(first)
-        result, dropped = finish_detections(self.adapter, outputs, transform, self.settings)
-        self.nonfinite_dropped += dropped
-        return result
+        return self.runner.run(first, rest) if rest else self.runner.run(first)
+
+    def blank_features(self) -> Optional[dict]:
+        """Zero tensors for every head input, shaped as the head's ONNX file declares them (a
+        warm-up before the first bundle); None where that file does not fix them (an engine,
+        a dynamic dimension)."""
+        if not self.model_path or not str(self.model_path).lower().endswith(".onnx"):
+            return None
+        import onnx
+        from onnx.helper import tensor_dtype_to_np_dtype
+
+        graph = onnx.load(self.model_path, load_external_data=False).graph
+        weights = {i.name for i in graph.initializer}
+        blank = {}
+        for value in graph.input:
+            if value.name in weights:
+                continue
+            tensor_type = value.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tensor_type.shape.dim]
+            if not dims or any(d <= 0 for d in dims):
+                return None
+            blank[value.name] = np.zeros(dims, tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        return blank if not self.missing_inputs(blank) else None
 
     def close(self) -> None:
         self.runner.close()
@@ -119,7 +147,7 @@ def build_head(model_path: str, head_path: str, model_type: str = "auto",
         adapter = _adapter(model_path, model_type, adapter_kwargs)
         if hasattr(adapter, "set_output_names"):
             adapter.set_output_names(runner.output_names)
-        return HeadStage(adapter, runner, settings, input_names)
+        return HeadStage(adapter, runner, settings, input_names, head_path)
     except Exception:
         runner.close()
         raise

@@ -32,7 +32,7 @@ from trt_infer_ros.ros.parameters import check_updates, help_text
 from trt_infer_ros.ros.qos import image_qos
 from trt_infer_ros.ros.spin import run_node
 from trt_infer_ros.ros.split_parameters import BACKBONE_PARAMETERS, load_backbone
-from trt_infer_ros.ros.warm_up import warm_up
+from trt_infer_ros.ros.warm_up import blank_frame, warm_up
 from trt_infer_ros.transport.sender import FeatureSender
 
 WORKER_STOP_S = 10.0
@@ -46,7 +46,8 @@ class BackboneNode(Node):
         params = declare_detector_parameters(self, BACKBONE_NODE_PARAMETERS)
         self._enabled = params["enable"]
         self._stage = load_backbone(params, self.get_logger().info)
-        warm_up(self, lambda blank: self._stage(blank, "bgr8"), self._stage.adapter.input_spec)
+        blank = blank_frame(self._stage.adapter.input_spec)
+        warm_up(self, lambda: self._stage(blank, "bgr8"))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # CUDA IPC pays only when the runner leaves its outputs on the device.
         self._sender = FeatureSender(params["transport"], params["ring_slots"],

@@ -28,7 +28,7 @@ from trt_infer_ros.ros.live_tuning import LiveTuning
 from trt_infer_ros.ros.parameters import help_text
 from trt_infer_ros.ros.qos import image_qos
 from trt_infer_ros.ros.spin import run_node
-from trt_infer_ros.ros.warm_up import warm_up
+from trt_infer_ros.ros.warm_up import blank_frame, warm_up
 
 WORKER_STOP_S = 10.0   # the frame in flight finishes before the publishers go
 DETECTOR_NODE_PARAMETERS = DETECTOR_PARAMETERS + INPUT_PARAMETERS
@@ -42,8 +42,8 @@ class DetectorNode(Node):
         class_names = list(self._pipeline.adapter.class_names)
         self._pipeline.settings.class_filter = parse_class_filter(params["class_filter"],
                                                                   class_names)
-        warm_up(self, lambda blank: self._pipeline(blank, "bgr8"),
-                self._pipeline.adapter.input_spec)
+        blank = blank_frame(self._pipeline.adapter.input_spec)
+        warm_up(self, lambda: self._pipeline(blank, "bgr8"))
         self._output = DetectionOutput(self, class_names, params["score_threshold"])
         self._tuning = LiveTuning(self, self._pipeline.settings, class_names, params["enable"],
                                   on_applied=self._output.settings_changed)

@@ -37,6 +37,7 @@ from trt_infer_ros.ros.qos import image_qos
 from trt_infer_ros.ros.recent_images import RecentImages
 from trt_infer_ros.ros.spin import run_node
 from trt_infer_ros.ros.split_parameters import HEAD_PARAMETERS, load_head
+from trt_infer_ros.ros.warm_up import warm_up
 from trt_infer_ros.transport.bundle import BundleError
 from trt_infer_ros.transport.host import host_id
 from trt_infer_ros.transport.receiver import FeatureReceiver
@@ -52,6 +53,12 @@ class HeadNode(Node):
         super().__init__("head_node", **node_kwargs)
         params = declare_detector_parameters(self, HEAD_PARAMETERS)
         self._stage = load_head(params, self.get_logger().info)
+        blank = self._stage.blank_features()
+        if blank is not None:
+            warm_up(self, lambda: self._stage.run_model(blank))
+        else:
+            self.get_logger().info("no warm-up: the head's model file does not fix its input "
+                                   "shapes, so the first bundle pays for the first run")
         class_names = list(self._stage.adapter.class_names)
         self._stage.settings.class_filter = parse_class_filter(params["class_filter"],
                                                                class_names)
