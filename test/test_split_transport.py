@@ -1,6 +1,7 @@
 """The tensor-bundle wire format and the shared-memory ring, without ROS."""
 import multiprocessing
 import os
+import re
 import signal
 import struct
 import time
@@ -303,7 +304,7 @@ def test_the_head_warms_up_on_blank_tensors_shaped_as_the_backbone_sends_them(sp
                                                                               tmp_path):
     import onnx
 
-    from trt_infer_ros.pipeline.split import build_backbone, build_head
+    from trt_infer_ros.pipeline.split import HeadStage, build_backbone, build_head
     from trt_infer_ros.ros.warm_up import blank_frame
 
     model, files = split_model
@@ -316,16 +317,33 @@ def test_the_head_warms_up_on_blank_tensors_shaped_as_the_backbone_sends_them(sp
         assert {n: (a.shape, a.dtype) for n, a in blank.items()} == \
             {n: (a.shape, a.dtype) for n, a in features.items()}
         assert all(not a.any() for a in blank.values())
-        outputs = head.run_model(blank)
-        assert len(outputs) == len(head.runner.output_names)
+        assert len(head.run_model(blank)) == len(head.runner.output_names)
         # A head whose file leaves a dimension open cannot be warmed up before its first bundle.
         dynamic = onnx.load(files.head)
         dynamic.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
-        head.model_path = str(tmp_path / "dynamic_head.onnx")
-        onnx.save(dynamic, head.model_path)
-        assert head.blank_features() is None
-        head.model_path = str(tmp_path / "head.engine")
-        assert head.blank_features() is None
+        onnx.save(dynamic, str(tmp_path / "dynamic_head.onnx"))
+        for path in (tmp_path / "dynamic_head.onnx", tmp_path / "head.engine"):
+            assert HeadStage(head.adapter, head.runner, input_names=head.input_names,
+                             model_path=str(path)).blank_features() is None
     finally:
         backbone.close()
+        head.close()
+
+
+def test_a_head_given_features_of_another_input_size_says_so(split_model):
+    from trt_infer_ros.models.spec import ImageTransform
+    from trt_infer_ros.pipeline.split import CutMismatch, build_head
+
+    model, files = split_model
+    head = build_head(model, files.head, backend="onnxruntime",
+                      input_names=list(files.cut_tensors))
+    try:
+        features = head.blank_features()
+        name = next(iter(features))
+        shape = features[name].shape
+        features[name] = np.zeros((shape[0], shape[1] // 2, *shape[2:]), features[name].dtype)
+        with pytest.raises(CutMismatch, match=f"sends {re.escape(name)} as .*this head takes "
+                                              ".* same model_path and input_size"):
+            head(features, ImageTransform(1.0, 1.0, 0.0, 0.0, 512, 512))
+    finally:
         head.close()

@@ -64,13 +64,14 @@ class HeadStage:
                  input_names: Optional[Sequence[str]] = None,
                  model_path: Optional[str] = None) -> None:
         self.adapter, self.runner = adapter, runner
-        self.model_path = model_path            # what the runner runs (for blank_features)
         self.settings = settings if settings is not None else DetectionSettings()
         self.nonfinite_dropped = 0
         # The head's inputs are the cut tensors (split_model keeps their order).
         # Unknown (a head engine given without its cut): every tensor of the bundle is fed.
         names = input_names or getattr(runner, "input_names", None)
         self.input_names = list(names) if names else None
+        declared = declared_inputs(model_path) if model_path else None
+        self._declared = declared if declared and not self.missing_inputs(declared) else None
 
     def missing_inputs(self, names) -> list:
         """Head inputs a bundle with tensors `names` lacks."""
@@ -83,6 +84,10 @@ class HeadStage:
             raise CutMismatch(f"the backbone sends tensors {sorted(features)} but this head "
                               f"takes {self.input_names}: give backbone_node and head_node the "
                               f"same model_path and cut_tensors")
+        wrong = self._wrong_shapes(features)
+        if wrong:
+            raise CutMismatch(f"the backbone sends {', '.join(wrong)}: give backbone_node and "
+                              f"head_node the same model_path and input_size")
         outputs = self.run_model(features)
         result, dropped = finish_detections(self.adapter, outputs, transform, self.settings)
         self.nonfinite_dropped += dropped
@@ -97,29 +102,43 @@ class HeadStage:
         return self.runner.run(first, rest) if rest else self.runner.run(first)
 
     def blank_features(self) -> Optional[dict]:
-        """Zero tensors for every head input, shaped as the head's ONNX file declares them (a
-        warm-up before the first bundle); None where that file does not fix them (an engine,
-        a dynamic dimension)."""
-        if not self.model_path or not str(self.model_path).lower().endswith(".onnx"):
+        """Zero tensors for every head input as its model file declares them (a warm-up before
+        the first bundle); None where the file does not fix them (an engine, a dynamic
+        dimension)."""
+        if self._declared is None:
             return None
-        import onnx
-        from onnx.helper import tensor_dtype_to_np_dtype
+        return {n: np.zeros(shape, dtype) for n, (shape, dtype) in self._declared.items()}
 
-        graph = onnx.load(self.model_path, load_external_data=False).graph
-        weights = {i.name for i in graph.initializer}
-        blank = {}
-        for value in graph.input:
-            if value.name in weights:
-                continue
-            tensor_type = value.type.tensor_type
-            dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tensor_type.shape.dim]
-            if not dims or any(d <= 0 for d in dims):
-                return None
-            blank[value.name] = np.zeros(dims, tensor_dtype_to_np_dtype(tensor_type.elem_type))
-        return blank if not self.missing_inputs(blank) else None
+    def _wrong_shapes(self, features: Mapping[str, np.ndarray]) -> list:
+        return [f"{n} as {list(features[n].shape)} (this head takes {list(shape)})"
+                for n, (shape, _) in (self._declared or {}).items()
+                if n in features and tuple(features[n].shape) != shape]
 
     def close(self) -> None:
         self.runner.close()
+
+
+def declared_inputs(model_path: str) -> Optional[dict]:
+    """{input name: (shape, numpy dtype)} as an ONNX file declares its inputs; None for
+    another file (an engine) or where a dimension is left open."""
+    if not str(model_path).lower().endswith(".onnx"):
+        return None
+    import onnx
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    graph = onnx.load(model_path, load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    declared = {}
+    for value in graph.input:
+        if value.name in weights:
+            continue
+        tensor_type = value.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else 0
+                     for d in tensor_type.shape.dim)
+        if not dims or any(d <= 0 for d in dims):
+            return None
+        declared[value.name] = (dims, np.dtype(tensor_dtype_to_np_dtype(tensor_type.elem_type)))
+    return declared
 
 
 def _adapter(model_path: str, model_type: str, adapter_kwargs: dict):

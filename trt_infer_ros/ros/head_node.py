@@ -11,8 +11,9 @@ Topics (remap as usual):
   ~/detections, ~/label_info, ~/image                        as detector_node (DetectionOutput)
 
 Parameters are detector_node's (same names, ranges, live tuning) plus the split's own. Bundles
-that cannot be read (another version, truncated, a stale or foreign handle) are dropped with a
-throttled warning and counted.
+that cannot be read (another version, truncated, a stale or foreign handle) or that hold other
+tensors than this head takes (another cut, model or input size) are dropped with a throttled
+warning that says which, and counted.
 """
 from __future__ import annotations
 
