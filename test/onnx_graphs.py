@@ -16,7 +16,8 @@ DEFAULT_MODEL = REPO / "models" / "centernet_mobilenetv3_coco.onnx"
 IMAGES = REPO / "data" / "images"
 
 _ELEM = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): TensorProto.FLOAT16,
-         np.dtype(np.int32): TensorProto.INT32, np.dtype(np.int64): TensorProto.INT64}
+         np.dtype(np.int32): TensorProto.INT32, np.dtype(np.int64): TensorProto.INT64,
+         np.dtype(np.float64): TensorProto.DOUBLE}
 
 
 def save_graph(path, nodes, inputs, outputs, initializers=(), opset=13) -> str:

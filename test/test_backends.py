@@ -76,6 +76,13 @@ def test_tinygrad_matches_onnxruntime(conv_model):
             np.testing.assert_allclose(b, a, atol=1e-5)
 
 
+def test_an_input_type_the_runner_cannot_feed_is_refused_at_start(tmp_path):
+    model = save_graph(tmp_path / "double.onnx", [helper.make_node("Identity", ["images"], ["y"])],
+                       [("images", [1, 3, 8, 8], np.float64)], [("y", [1, 3, 8, 8], np.float64)])
+    with pytest.raises(BackendUnavailable, match=r"tensor\(double\) are not supported"):
+        OnnxRuntimeRunner(model)
+
+
 def test_onnxruntime_cuda_unavailable_is_explained(conv_model):
     if "CUDAExecutionProvider" in onnxruntime_providers():
         pytest.skip("this machine has onnxruntime CUDA")

@@ -114,7 +114,7 @@ class OnnxRuntimeRunner:
         inp = image_input(self._session)
         self.input_name = inp.name
         self.input_shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in inp.shape)
-        self.input_dtype = np.dtype(_DTYPES.get(inp.type, np.float32))
+        self.input_dtype = numpy_dtype(inp.type)     # refused here, not on every frame
         self.output_names = [o.name for o in self._session.get_outputs()]
 
     def run(self, tensor: np.ndarray, extra_inputs=None) -> list[np.ndarray]:
