@@ -52,6 +52,12 @@ def _tensor_facts(value_info) -> TensorFacts:
     return TensorFacts(value_info.name, dims, dtype)
 
 
+def input_facts(graph) -> list[TensorFacts]:
+    """The inputs of an onnx GraphProto that are not weights."""
+    initializers = {i.name for i in graph.initializer}
+    return [_tensor_facts(v) for v in graph.input if v.name not in initializers]
+
+
 def read_model_facts(path: str) -> ModelFacts:
     """Facts of the ONNX file at `path` (hash always; graph facts when `onnx` is importable)."""
     facts = ModelFacts(path=path, sha256=file_sha256(path))
@@ -61,8 +67,7 @@ def read_model_facts(path: str) -> ModelFacts:
         return facts
     model = onnx.load(path, load_external_data=False)
     graph = model.graph
-    initializers = {i.name for i in graph.initializer}
-    facts.inputs = [_tensor_facts(v) for v in graph.input if v.name not in initializers]
+    facts.inputs = input_facts(graph)
     facts.outputs = [_tensor_facts(v) for v in graph.output]
     facts.node_count = len(graph.node)
     facts.has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node)

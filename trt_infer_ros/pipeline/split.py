@@ -17,6 +17,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from trt_infer_ros.backends.factory import create_runner
+from trt_infer_ros.engine.model_facts import input_facts
 from trt_infer_ros.models.registry import create_adapter
 from trt_infer_ros.models.spec import Detections, ImageTransform
 from trt_infer_ros.pipeline.detector import finish_detections, prepare_input
@@ -124,21 +125,11 @@ def declared_inputs(model_path: str) -> Optional[dict]:
     if not str(model_path).lower().endswith(".onnx"):
         return None
     import onnx
-    from onnx.helper import tensor_dtype_to_np_dtype
 
-    graph = onnx.load(model_path, load_external_data=False).graph
-    weights = {i.name for i in graph.initializer}
-    declared = {}
-    for value in graph.input:
-        if value.name in weights:
-            continue
-        tensor_type = value.type.tensor_type
-        dims = tuple(d.dim_value if d.HasField("dim_value") else 0
-                     for d in tensor_type.shape.dim)
-        if not dims or any(d <= 0 for d in dims):
-            return None
-        declared[value.name] = (dims, np.dtype(tensor_dtype_to_np_dtype(tensor_type.elem_type)))
-    return declared
+    inputs = input_facts(onnx.load(model_path, load_external_data=False).graph)
+    if any(not t.shape or min(t.shape) < 0 or t.dtype.startswith("onnx:") for t in inputs):
+        return None
+    return {t.name: (t.shape, np.dtype(t.dtype)) for t in inputs}
 
 
 def _adapter(model_path: str, model_type: str, adapter_kwargs: dict):
