@@ -75,6 +75,6 @@ def _arguments(share: str) -> list:
 
 def generate_launch_description():
     share = get_package_share_directory("trt_infer_ros")
-    return LaunchDescription(_arguments(share) + [dds_profile(share),
+    return LaunchDescription(_arguments(share) + [dds_profile(),
                                                   OpaqueFunction(function=_detector),
                                                   image_source()])

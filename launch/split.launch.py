@@ -53,5 +53,5 @@ def generate_launch_description():
     share = get_package_share_directory("trt_infer_ros")
     args = camera_arguments(share, "split.yaml", "backbone_node and head_node parameters")
     args += override_arguments({**BOTH, **BACKBONE_ONLY, **HEAD_ONLY}) + [dds_profile_argument()]
-    return LaunchDescription(args + [dds_profile(share), OpaqueFunction(function=_pair),
+    return LaunchDescription(args + [dds_profile(), OpaqueFunction(function=_pair),
                                      image_source()])

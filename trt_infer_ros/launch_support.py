@@ -14,6 +14,8 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from trt_infer_ros.resources import fastdds_camera_profile
+
 
 def override_arguments(descriptions: dict) -> list:
     """One launch argument per parameter, empty by default: empty keeps the params file's value."""
@@ -60,7 +62,7 @@ def dds_profile_argument() -> DeclareLaunchArgument:
                     "Fast DDS XML profiles file")
 
 
-def dds_profile(share: str) -> OpaqueFunction:
+def dds_profile() -> OpaqueFunction:
     """The environment the nodes launched after it get for `dds_profile` (Fast DDS reads it when
     a process starts, so it is set here rather than by a parameter). The profile replaces any
     FASTDDS_BUILTIN_TRANSPORTS, as the transport benchmark sets them: the two never mix."""
@@ -68,8 +70,8 @@ def dds_profile(share: str) -> OpaqueFunction:
         value = LaunchConfiguration("dds_profile").perform(context).strip()
         if not value:
             return []
-        path = (os.path.join(share, "config", "fastdds_camera_frames.xml")
-                if value == CAMERA_FRAMES_PROFILE else os.path.abspath(os.path.expanduser(value)))
+        path = (str(fastdds_camera_profile()) if value == CAMERA_FRAMES_PROFILE
+                else os.path.abspath(os.path.expanduser(value)))
         if not os.path.isfile(path):
             raise ValueError(f"dds_profile {value!r}: no such file {path!r}; give "
                              f"{CAMERA_FRAMES_PROFILE} or the path of a Fast DDS XML profiles "
